@@ -1,0 +1,45 @@
+# gfm-companion: the two commands of the README are `make repro` and `make test`.
+# Both build the virtual environment at .venv first (idempotent: redone only when
+# pyproject.toml or constraints.txt change).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export NUMBA_CACHE_DIR ?= $(HOME)/.cache/gfm-companion/numba
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup repro test lab lock paper-profile sample-profile clean-artifacts
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+## Command 1: set up and regenerate every result on the embedded world (offline, CPU).
+repro: $(STAMP)
+	$(BIN)/dvc repro
+	@$(BIN)/dvc metrics show
+
+## Command 2: set up and run the test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=.
+
+paper-profile: $(STAMP)
+	$(BIN)/gfm profile paper
+
+sample-profile: $(STAMP)
+	$(BIN)/gfm profile sample
+
+lock: $(STAMP)
+	(echo "# Exact pins used by 'make setup' (pip -c). Regenerate with: make lock"; \
+	 $(BIN)/python -m pip freeze --exclude-editable) > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
