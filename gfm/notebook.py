@@ -1,0 +1,27 @@
+"""Helpers the stage notebooks call first, so they behave the same under papermill (run from the
+project root by ``dvc repro``) and in JupyterLab (whose kernels start in ``notebooks/``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding ``dvc.yaml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "gfm").is_dir():
+            return folder
+    raise FileNotFoundError(f"{here}: not inside the gfm-companion project (no dvc.yaml above it)")
+
+
+def setup(figure_dpi: int = 80) -> Path:
+    """Change to the project root (so params.yaml-relative paths work) and set plotting defaults."""
+    root = project_root()
+    os.chdir(root)
+    import matplotlib as mpl
+
+    mpl.rcParams["figure.dpi"] = figure_dpi
+    mpl.rcParams["savefig.dpi"] = figure_dpi
+    return root

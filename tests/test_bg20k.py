@@ -1,0 +1,294 @@
+"""BG-20k construction (paper, Sect. 4.1): each filter on constructed candidates, the split, the
+scoring against truth labels and the atomic output folder."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gfm import bg20k
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def landscape(seed: int, height: int = 120, width: int = 180) -> np.ndarray:
+    """A smooth textured landscape: sky gradient over a noisy ground, no object (uint8 RGB)."""
+    rng = np.random.default_rng(seed)
+    yy = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    horizon = rng.uniform(0.3, 0.6)
+    sky = np.array([0.35, 0.55, 0.9]) * (1 - yy[..., None]) + np.array([0.8, 0.85, 0.95]) * yy[..., None]
+    noise = cv2.resize(rng.normal(size=(height // 8, width // 8)).astype(np.float32), (width, height),
+                       interpolation=cv2.INTER_CUBIC)
+    fine = cv2.GaussianBlur(rng.normal(size=(height, width)).astype(np.float32), (0, 0), 1.0)
+    ground_colour = rng.uniform(0.2, 0.7, 3)
+    ground = ground_colour * (1 + 0.15 * noise[..., None] + 0.1 * fine[..., None])
+    image = np.where((yy > horizon)[..., None], ground, np.broadcast_to(sky, (height, 1, 3)))
+    return np.clip(image * 255, 0, 255).astype(np.uint8)
+
+
+def with_object(image: np.ndarray, colour=(230, 20, 20)) -> np.ndarray:
+    """Paste a high-contrast rectangle-and-disc object in the middle of the scene."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    cv2.rectangle(out, (w // 3, h // 3), (w // 2, 3 * h // 4), colour, -1)
+    cv2.circle(out, (w // 2 + w // 10, h // 2), h // 6, (250, 240, 30), -1)
+    return out
+
+
+def save(path, image, quality=95):
+    Image.fromarray(image).save(path, quality=quality)
+    return path
+
+
+def jpeg(image, quality):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny candidate folder with truth labels covering every kind."""
+    root = tmp_path_factory.mktemp("bg")
+    folder = root / "candidates"
+    folder.mkdir()
+    truth = []
+    for i in range(8):
+        save(folder / f"c{i:02d}.jpg", landscape(i))
+        truth.append((f"c{i:02d}", "clean", ""))
+    save(folder / "d00.jpg", jpeg(landscape(3)[2:-2, 3:-3], 80))  # near-duplicate of c03
+    truth.append(("d00", "duplicate", "c03"))
+    for i in range(2):
+        save(folder / f"s{i:02d}.jpg", with_object(landscape(20 + i)))
+        truth.append((f"s{i:02d}", "salient", ""))
+    save(folder / "l00.jpg", landscape(30, 60, 90))
+    truth.append(("l00", "lowres", ""))
+    save(folder / "t00.jpg", landscape(31, 8, 8))
+    truth.append(("t00", "lowres", ""))
+    (folder / "x00.png").write_bytes(np.random.default_rng(0).bytes(500))
+    truth.append(("x00", "corrupt", ""))
+    truth = pd.DataFrame(truth, columns=["name", "kind", "duplicate_of"])
+    truth.to_csv(root / "truth.csv", index=False)
+    return folder, root / "truth.csv"
+
+
+BUILD = dict(min_short_side=100, short_side=96, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- resolution
+@pytest.mark.parametrize("shape, short, expected", [((300, 500), 120, (120, 200)),
+                                                     ((500, 300), 120, (200, 120)),
+                                                     ((101, 333), 101, (101, 333)),
+                                                     ((80, 90), 160, (160, 180))])
+def test_resize_keeps_aspect_with_exact_short_side(shape, short, expected):
+    image = np.zeros((*shape, 3), np.uint8)
+    assert bg20k.resize_short_side(image, short).shape[:2] == expected
+
+
+def test_small_images_are_dropped(world, tmp_path):
+    folder, _ = world
+    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD).set_index("name")
+    assert manifest.loc["l00", "reason"] == "low_resolution"
+    assert manifest.loc["t00", "reason"] == "too_small"
+    kept = manifest[manifest.status == "kept"]
+    assert (np.minimum(kept.out_width, kept.out_height) == 96).all()
+    written = sorted(p.stem for p in (tmp_path / "out").rglob("*.jpg"))
+    assert written == sorted(kept.index)
+
+
+# ---------------------------------------------------------------------------------------------- duplicates
+def test_phash_matches_imagehash():
+    imagehash = pytest.importorskip("imagehash")
+    for seed in range(3):
+        image = landscape(seed)
+        expected = int(str(imagehash.phash(Image.fromarray(image))), 16)
+        assert bg20k.phash(image) == expected
+
+
+@pytest.mark.parametrize("edit", ["crop3", "jpeg", "brighter"])
+def test_near_duplicates_found_and_distinct_images_not(edit):
+    base = landscape(5, 240, 360)
+    h, w = base.shape[:2]
+    edited = {"crop3": base[int(0.03 * h):, int(0.03 * w):],
+              "jpeg": jpeg(base, 60),
+              "brighter": np.clip(base.astype(int) + 10, 0, 255).astype(np.uint8)}[edit]
+    others = [landscape(s, 240, 360) for s in (6, 7, 8)]
+    hashes = [bg20k.phash(x) for x in (base, edited, *others)]
+    duplicate_of, distance, _ = bg20k.find_duplicates(hashes, bg20k.DEFAULT_THRESHOLDS["phash"])
+    assert duplicate_of.tolist() == [-1, 0, -1, -1, -1]
+    assert 0 <= distance[1] <= bg20k.DEFAULT_THRESHOLDS["phash"]
+
+
+def test_find_duplicates_grouping_and_blocks_match_brute_force():
+    hashes = [0b0000, 0b0001, 0b0011, 0b0111, (1 << 64) - 1, (1 << 64) - 2]
+    duplicate_of, distance, nearest = bg20k.find_duplicates(hashes, 1)
+    # 1 duplicates 0; 2 is within 1 of 1 only (a duplicate), so it is kept; 3 duplicates 2.
+    assert duplicate_of.tolist() == [-1, 0, -1, 2, -1, 4]
+    assert distance.tolist() == [-1, 1, -1, 1, -1, 1]
+    assert nearest.tolist() == [1, 1, 1, 1, 1, 1]
+    rng = np.random.default_rng(0)
+    many = [int(x) for x in rng.integers(0, 2**63, 300, dtype=np.int64)]
+    many += [h ^ (1 << int(b)) for h, b in zip(many[:50], rng.integers(0, 64, 50))]
+    full = bg20k.find_duplicates(many, 3)
+    blocked = bg20k.find_duplicates(many, 3, block_elements=1000)
+    for a, b in zip(full, blocked):
+        np.testing.assert_array_equal(a, b)
+    brute = np.array([[bin(x ^ y).count("1") for y in many] for x in many[:20]])
+    np.fill_diagonal(brute[:, :20], 65)
+    np.testing.assert_array_equal(full[2][:20], brute.min(axis=1))
+    assert (full[0][300:] == np.arange(50)).all()
+
+
+# ---------------------------------------------------------------------------------------------- saliency
+def test_saliency_flags_pasted_object_and_passes_landscape():
+    threshold = bg20k.DEFAULT_THRESHOLDS["saliency"]
+    for seed in range(4):
+        scene = landscape(seed, 240, 360)
+        assert bg20k.saliency_score(scene) < threshold
+        assert bg20k.saliency_score(with_object(scene)) > 3 * threshold
+
+
+def test_torchvision_detector_and_cnn_dedup_need_local_weights(world, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    folder, _ = world
+    with pytest.raises(FileNotFoundError, match="fasterrcnn_mobilenet_v3_large_fpn.*never downloads"):
+        bg20k.build_bg20k(folder, tmp_path / "out", detector="torchvision", **BUILD)
+    with pytest.raises(FileNotFoundError, match="resnet18.*dedup='phash'"):
+        bg20k.build_bg20k(folder, tmp_path / "out", dedup="cnn", **BUILD)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        bg20k.build_bg20k(folder, tmp_path / "out", detector="yolo", **BUILD)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------- bad files
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    colour = landscape(1, 120, 160)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "random.png").write_bytes(np.random.default_rng(1).bytes(300))
+    full = io.BytesIO()
+    Image.fromarray(colour).save(full, format="JPEG")
+    (folder / "truncated.jpg").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    Image.fromarray(colour[..., 1]).save(folder / "gray.png")
+    Image.fromarray(landscape(2, 120, 160)).convert("CMYK").save(folder / "cmyk.jpg")
+    cv2.imwrite(str(folder / "deep.png"), colour[..., ::-1].astype(np.uint16) * 257)
+    return folder
+
+
+@pytest.mark.parametrize("name, reason", [("empty.jpg", "unreadable"), ("random.png", "unreadable"),
+                                          ("truncated.jpg", "unreadable"), ("gray.png", "grayscale"),
+                                          ("cmyk.jpg", "cmyk"), ("deep.png", "16bit")])
+def test_bad_files_rejected_with_reason(bad_files, name, reason):
+    rgb, found, note = bg20k.read_candidate(bad_files / name, convert=())
+    assert (rgb, found) == (None, reason)
+    assert note
+
+
+def test_cmyk_and_16bit_converted_by_default(bad_files):
+    colour = landscape(1, 120, 160)
+    rgb, reason, note = bg20k.read_candidate(bad_files / "deep.png")
+    assert reason == "ok" and "16bit" in note
+    np.testing.assert_array_equal(rgb, colour)  # x*257 scaled back to 8 bits exactly
+    rgb, reason, note = bg20k.read_candidate(bad_files / "cmyk.jpg")
+    assert reason == "ok" and "cmyk" in note and rgb.shape == colour.shape
+    assert np.abs(rgb.astype(int) - landscape(2, 120, 160)).mean() < 6
+
+
+def test_build_survives_bad_files(bad_files, tmp_path):
+    manifest = bg20k.build_bg20k(bad_files, tmp_path / "out", min_short_side=64, short_side=64,
+                                 workers=1, progress=False, saliency_threshold=1.0).set_index("name")
+    assert manifest.reason.to_dict() == {"cmyk": "ok", "deep": "ok", "empty": "unreadable",
+                                         "gray": "grayscale", "random": "unreadable",
+                                         "truncated": "unreadable"}
+
+
+# ---------------------------------------------------------------------------------------------- split
+def test_split_disjoint_fraction_deterministic():
+    names = [f"n{i:03d}" for i in range(200)]
+    split = bg20k.split_train_testval(names, val_fraction=0.25, seed=3)
+    assert sorted(split) == names
+    assert sum(v == "testval" for v in split.values()) == 50
+    assert split == bg20k.split_train_testval(reversed(names), val_fraction=0.25, seed=3)
+    assert split != bg20k.split_train_testval(names, val_fraction=0.25, seed=4)
+
+
+def test_build_independent_of_workers(world, tmp_path):
+    folder, _ = world
+    one = bg20k.build_bg20k(folder, tmp_path / "a", workers=1, **BUILD)
+    two = bg20k.build_bg20k(folder, tmp_path / "b", workers=2, **BUILD)
+    pd.testing.assert_frame_equal(one, two)
+    train = {p.name for p in (tmp_path / "a" / "train").iterdir()}
+    testval = {p.name for p in (tmp_path / "a" / "testval").iterdir()}
+    assert not train & testval and len(testval) == round(0.25 * (len(train) + len(testval)))
+    assert train == {p.name for p in (tmp_path / "b" / "train").iterdir()}
+    saved = pd.read_csv(tmp_path / "a" / "manifest.csv", keep_default_na=False)
+    assert list(saved.columns) == list(bg20k.MANIFEST_COLUMNS)
+    assert len(saved) == len(list(folder.iterdir()))
+
+
+def test_world_filters_all_correct(world, tmp_path):
+    folder, truth = world
+    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
+    scores = bg20k.score_filters(manifest, truth)
+    assert (scores.precision == 1).all() and (scores.recall == 1).all(), scores
+    assert manifest.set_index("name").loc["d00", "duplicate_of"] == "c03"
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def test_score_filters_hand_computed():
+    truth = pd.DataFrame({"name": ["a", "b", "c", "d", "e", "f", "g", "h"],
+                          "kind": ["clean", "duplicate", "clean", "salient", "salient", "lowres",
+                                   "corrupt", "clean"],
+                          "duplicate_of": ["", "c", "", "", "", "", "", ""]})
+    manifest = pd.DataFrame({
+        "name": list("abcdefgh"),
+        # c is flagged as duplicate of b: right pair, the truth calls c the original -> still a hit
+        "reason": ["ok", "ok", "duplicate", "salient", "ok", "low_resolution", "unreadable", "salient"],
+        "duplicate_of": ["", "", "b", "", "", "", "", ""]})
+    scores = bg20k.score_filters(manifest, truth)
+    assert scores.loc["duplicate", ["precision", "recall"]].tolist() == [1.0, 1.0]
+    assert scores.loc["salient", ["precision", "recall"]].tolist() == [0.5, 0.5]
+    assert scores.loc["low_resolution", ["precision", "recall"]].tolist() == [1.0, 1.0]
+    assert scores.loc["bad_file", ["precision", "recall"]].tolist() == [1.0, 1.0]
+    # rejected: c d f g h (5); dirty: b d e f g (5); both: d f g (3)
+    assert scores.loc["overall", ["precision", "recall"]].tolist() == [0.6, 0.6]
+
+
+# ---------------------------------------------------------------------------------------------- atomic
+def test_failure_midway_leaves_previous_output_intact(world, tmp_path, monkeypatch):
+    folder, _ = world
+    out = tmp_path / "out"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(bg20k, "split_train_testval", boom)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        bg20k.build_bg20k(folder, out, workers=1, **BUILD)
+    assert list(tmp_path.iterdir()) == []  # no out_dir, no hidden build folder
+    out.mkdir()
+    (out / "old.txt").write_text("previous build")
+    with pytest.raises(RuntimeError):
+        bg20k.build_bg20k(folder, out, workers=1, **BUILD)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (out / "old.txt").read_text() == "previous build"
+
+
+def test_figures(world, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder, _ = world
+    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
+    gallery = bg20k.plot_gallery(manifest, folder, per_reason=3)
+    assert len(gallery.axes) == 3 * manifest.reason.nunique()
+    hist = bg20k.plot_resolution_hist(manifest, min_short_side=100)
+    assert hist.axes[0].get_xlabel() == "shorter side (px)"
+    summary = bg20k.summarize(manifest)
+    assert summary.loc["candidates", "images"] == len(manifest)

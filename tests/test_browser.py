@@ -1,0 +1,181 @@
+"""JupyterLab in a real browser: open the RSSN notebook, run it, move a widget control, and check
+that the composite's measurements update. Saves a screenshot to reports/browser/.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
+reason where they are missing. The notebook runs with tiny parameters (a copy whose parameters cell
+is rewritten), in a temporary folder served by JupyterLab on 127.0.0.1 with a token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "03_rssn.ipynb"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+TINY = {"routes": "'bg20k'", "k": "1", "workers": "1"}  # parameter overrides for the browser run
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="Debian packages chromium and chromium-driver are not installed"),
+    pytest.mark.skipif(not NOTEBOOK.exists(), reason="notebooks/03_rssn.ipynb is not there yet"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tiny_copy(dst: Path) -> Path:
+    """A copy of the RSSN notebook whose parameters cell sets tiny values."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    lines = []
+    for line in cell.source.splitlines():
+        name = line.split("=")[0].strip()
+        lines.append(f"{name} = {TINY[name]}" if name in TINY else line)
+    cell.source = "\n".join(lines)
+    path = dst / "notebooks" / NOTEBOOK.name
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab serving a scratch copy of the project (artifacts of a repro are reused if present)."""
+    root = tmp_path_factory.mktemp("lab")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for name in ("gfm", "data", "artifacts"):
+        if (ROOT / name).exists():
+            (root / name).symlink_to(ROOT / name)
+    (root / "notebooks").mkdir()
+    notebook = _tiny_copy(root)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
+           "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.disable_check_xsrf=False", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+         "jupyterlab.NeverCheckForUpdate"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, server)
+        yield f"http://127.0.0.1:{port}", token, notebook.relative_to(root)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_for_port(port: int, server, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited: {server.stdout.read().decode()[-2000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"jupyter lab did not listen on {port} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 "--window-size=1400,1800", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _js(driver, script: str, timeout: float = 30):
+    driver.set_script_timeout(timeout)
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        f"(async () => {{ {script} }})().then(done, e => done({{error: String(e)}}));")
+
+
+def _wait(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, token, notebook = lab
+    browser.get(f"{url}/lab/tree/{notebook.as_posix()}?token={token}")
+    _wait(lambda: browser.execute_script("return !!(window.jupyterapp && window.jupyterapp.shell"
+                                         " && window.jupyterapp.shell.currentWidget"
+                                         " && window.jupyterapp.shell.currentWidget.sessionContext)"),
+          120, "JupyterLab to open the notebook")
+    _wait(lambda: browser.execute_script("const s = window.jupyterapp.shell.currentWidget.sessionContext;"
+                                         "return s.session && s.session.kernel"
+                                         " && s.session.kernel.connectionStatus === 'connected';"),
+          120, "the kernel to connect")
+    result = _js(browser, "await window.jupyterapp.commands.execute('notebook:run-all-cells'); return 'ok';")
+    assert result == "ok", result
+
+    def idle_and_done():
+        return browser.execute_script(
+            "const w = window.jupyterapp.shell.currentWidget; const k = w.sessionContext.session.kernel;"
+            "const cells = w.content.widgets.filter(c => c.model.type === 'code');"
+            "const pending = cells.filter(c => c.promptNode && /\\[\\*\\]/.test(c.promptNode.textContent));"
+            "return k.status === 'idle' && pending.length === 0 && cells.every(c => c.model.executionCount !== null);")
+
+    _wait(idle_and_done, 900, "every cell to run", interval=3)
+    errors = browser.execute_script(
+        "return window.jupyterapp.shell.currentWidget.content.widgets"
+        ".flatMap(c => c.model.type === 'code' ? c.model.outputs.toJSON() : [])"
+        ".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);")
+    assert errors == [], errors
+
+    readout = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]"), 60,
+                    "the inspector's measurement readout")
+    before = readout[0].text
+    sliders = browser.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle, .widget-slider .ui-slider-handle")
+    assert sliders, "the inspector has no slider"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", sliders[0])
+    sliders[0].click()
+    for _ in range(3):
+        sliders[0].send_keys(Keys.ARROW_RIGHT)
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]")[0].text != before, 120,
+          "the measurements to change after moving the slider")
+    shots = ROOT / "reports" / "browser"
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "jupyterlab_rssn_inspector.png"))
+    (shots / "jupyterlab_rssn_inspector.json").write_text(json.dumps(
+        {"before": before, "after": browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]")[0].text}, indent=2))
