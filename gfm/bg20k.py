@@ -20,8 +20,9 @@ filters:
 * a seeded random train/testval split.
 
 Unusable files (unreadable, truncated, grayscale, CMYK, 16-bit, tiny) are rejected with a
-reason instead of stopping the stage; CMYK and 16-bit colour files are converted by default
-(``convert``). Every candidate gets one manifest row (:data:`MANIFEST_COLUMNS`).
+reason instead of stopping the stage (BG-20k is 8-bit colour); ``convert`` may instead convert
+CMYK, 16-bit or grayscale files to 8-bit RGB. Every candidate gets one manifest row
+(:data:`MANIFEST_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ DETECTORS = ("saliency", "torchvision")
 #: Default thresholds: Hamming bits (phash), cosine distance (cnn), salient-area fraction
 #: (saliency; calibrated on the embedded world, see notebooks/02_bg20k.ipynb), detection score
 #: (torchvision).
-DEFAULT_THRESHOLDS = {"phash": 8, "cnn": 0.08, "saliency": 0.03, "torchvision": 0.5}
+DEFAULT_THRESHOLDS = {"phash": 10, "cnn": 0.08, "saliency": 0.03, "torchvision": 0.5}
 #: Local weight files the optional models need (looked up in ``<torch hub dir>/checkpoints``).
 WEIGHT_FILES = {"cnn": "resnet18-f37072fd.pth",
                 "torchvision": "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"}
@@ -70,7 +71,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
                 min_short_side: int = 1080, short_side: int = 1080, dedup: str = "phash",
                 dedup_threshold: float | None = None, detector: str = "saliency",
                 saliency_threshold: float | None = None, val_fraction: float = 0.25, seed: int = 0,
-                workers: int = 2, tiny_side: int = 32, convert: Sequence[str] = ("cmyk", "16bit"),
+                workers: int = 2, tiny_side: int = 32, convert: Sequence[str] = (),
                 jpeg_quality: int = 95, progress: bool = True) -> pd.DataFrame:
     """Build a BG-20k-style background set from a folder of candidates (paper, Sect. 4.1).
 
@@ -95,7 +96,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
     workers : processes for the per-image work (read, check, resize, hash, saliency).
     tiny_side : files whose shorter side is below this are degenerate (``too_small``).
     convert : unusual formats converted to 8-bit RGB instead of rejected; any of
-        ``"cmyk"``, ``"16bit"``, ``"grayscale"``.
+        ``"cmyk"``, ``"16bit"``, ``"grayscale"`` (default: none, all rejected).
     jpeg_quality : JPEG quality of the written images.
     progress : show a tqdm progress bar.
 
@@ -133,7 +134,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
         kept = manifest.reason == "ok"
         manifest["status"] = np.where(kept, "kept", "rejected")
         splits = split_train_testval(manifest.loc[kept, "name"], val_fraction=val_fraction, seed=seed)
-        manifest["split"] = manifest["name"].map(splits).fillna("")
+        manifest["split"] = [splits.get(name, "") for name in manifest["name"]]
         for folder in SPLIT_FOLDERS:
             (build / folder).mkdir()
         for name, split in splits.items():
@@ -149,7 +150,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
 
 
 def read_candidate(path: str | os.PathLike, *,
-                   convert: Sequence[str] = ("cmyk", "16bit")) -> tuple[np.ndarray | None, str, str]:
+                   convert: Sequence[str] = ()) -> tuple[np.ndarray | None, str, str]:
     """Read a candidate as 8-bit RGB, or say why it is unusable.
 
     The file itself is inspected (PIL mode, PNG/TIFF bit depth) before any conversion, so a
@@ -227,14 +228,15 @@ def phash(image: np.ndarray, *, hash_size: int = 8, highfreq_factor: int = 4) ->
 
 
 def find_duplicates(hashes: Sequence[int] | np.ndarray, threshold: int, *,
-                    block_elements: int = 1 << 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    block_elements: int = 1 << 18) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Near-duplicates among 64-bit hashes (Hamming distance ``<= threshold``).
 
     Items are in priority order (the first of a group is kept). All n² distances are computed
     in row blocks with vectorised XOR + popcount (no Python loop over pairs), ``block_elements``
-    distances at a time (16M: ~20 s for 50k hashes on one core). Only the few pairs under the
-    threshold go to the grouping: an item is a duplicate of the nearest earlier item that is
-    itself kept (ties: the earlier one).
+    distances at a time; small blocks stay in the CPU cache (50k hashes, 2.5e9 distances: about
+    40 s on one busy core). Only the few pairs under the threshold go to the grouping: an item
+    is a duplicate of the nearest earlier item that is itself kept (ties: the earlier one).
+    Beyond ~10^5 images, multi-index hashing (exact matches on hash bands) would avoid n².
 
     Returns
     -------
@@ -249,13 +251,14 @@ def find_duplicates(hashes: Sequence[int] | np.ndarray, threshold: int, *,
     rows = max(1, block_elements // max(n, 1))
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        dist = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, :]).astype(np.int64)
+        dist = np.bitwise_count(hashes[start:stop, None] ^ hashes[None, :])  # uint8
         dist[np.arange(stop - start), np.arange(start, stop)] = 65
         if n > 1:
             nearest[start:stop] = dist.min(axis=1)
         i, j = np.nonzero(dist <= threshold)
         later = j > i + start
-        pairs.append(np.stack([i[later] + start, j[later], dist[i[later], j[later]]], axis=1))
+        pairs.append(np.stack([i[later] + start, j[later], dist[i[later], j[later]].astype(np.int64)],
+                              axis=1))
     pairs = np.concatenate(pairs) if pairs else np.zeros((0, 3), np.int64)
     duplicate_of, distance = _group_pairs(pairs, n)
     return duplicate_of, distance, nearest
@@ -478,6 +481,9 @@ def _process_candidate(path: Path, staging: Path, options: dict) -> dict:
     row["reason"] = reason
     row["conversion" if reason == "ok" else "detail"] = note
     if rgb is None:
+        if reason != "unreadable":  # a readable file of the wrong format: record its size
+            with Image.open(path) as im:
+                row.update(width=im.width, height=im.height, short_side=min(im.size))
         return row
     h, w = rgb.shape[:2]
     row.update(width=w, height=h, short_side=min(h, w))

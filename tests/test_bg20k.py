@@ -185,17 +185,17 @@ def bad_files(tmp_path_factory):
                                           ("truncated.jpg", "unreadable"), ("gray.png", "grayscale"),
                                           ("cmyk.jpg", "cmyk"), ("deep.png", "16bit")])
 def test_bad_files_rejected_with_reason(bad_files, name, reason):
-    rgb, found, note = bg20k.read_candidate(bad_files / name, convert=())
+    rgb, found, note = bg20k.read_candidate(bad_files / name)
     assert (rgb, found) == (None, reason)
     assert note
 
 
-def test_cmyk_and_16bit_converted_by_default(bad_files):
+def test_cmyk_and_16bit_converted_on_request(bad_files):
     colour = landscape(1, 120, 160)
-    rgb, reason, note = bg20k.read_candidate(bad_files / "deep.png")
+    rgb, reason, note = bg20k.read_candidate(bad_files / "deep.png", convert=("16bit",))
     assert reason == "ok" and "16bit" in note
     np.testing.assert_array_equal(rgb, colour)  # x*257 scaled back to 8 bits exactly
-    rgb, reason, note = bg20k.read_candidate(bad_files / "cmyk.jpg")
+    rgb, reason, note = bg20k.read_candidate(bad_files / "cmyk.jpg", convert=("cmyk",))
     assert reason == "ok" and "cmyk" in note and rgb.shape == colour.shape
     assert np.abs(rgb.astype(int) - landscape(2, 120, 160)).mean() < 6
 
@@ -203,9 +203,16 @@ def test_cmyk_and_16bit_converted_by_default(bad_files):
 def test_build_survives_bad_files(bad_files, tmp_path):
     manifest = bg20k.build_bg20k(bad_files, tmp_path / "out", min_short_side=64, short_side=64,
                                  workers=1, progress=False, saliency_threshold=1.0).set_index("name")
-    assert manifest.reason.to_dict() == {"cmyk": "ok", "deep": "ok", "empty": "unreadable",
+    assert manifest.reason.to_dict() == {"cmyk": "cmyk", "deep": "16bit", "empty": "unreadable",
                                          "gray": "grayscale", "random": "unreadable",
                                          "truncated": "unreadable"}
+    assert manifest.loc["gray", "short_side"] == 120  # size recorded for readable wrong formats
+    converted = bg20k.build_bg20k(bad_files, tmp_path / "out2", min_short_side=64, short_side=64,
+                                  workers=1, progress=False, saliency_threshold=1.0,
+                                  convert=("cmyk", "16bit", "grayscale"))
+    converted = converted.set_index("name")
+    assert converted.reason[["cmyk", "deep", "gray"]].tolist() == ["ok", "ok", "duplicate"]
+    assert converted.loc["gray", "duplicate_of"] == "deep"  # its green channel
 
 
 # ---------------------------------------------------------------------------------------------- split
