@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/gfm-companion/numba
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: setup repro test lab lock paper-profile sample-profile clean-artifacts

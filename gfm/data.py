@@ -18,8 +18,8 @@ Public API
 ----------
 :data:`REGISTRY`, :data:`EMBEDDED`, :class:`Source`, :func:`run_download`, :func:`download`,
 :func:`materialise`, :func:`fetch_url`, :func:`fetch_gdrive`, :func:`extract_archive`,
-:func:`validate_pairs`, :func:`summarise`, :func:`plot_samples`, :func:`plot_resolutions`,
-:func:`sha256_file`, :func:`read_lock`.
+:func:`validate_pairs`, :func:`summarise`, :func:`registry_table`, :func:`plot_samples`,
+:func:`plot_resolutions`, :func:`sha256_file`, :func:`read_lock`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import tempfile
 import time
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -256,12 +256,14 @@ def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike
     """
     downloads = Path(downloads)
     roots = {}
-    for source in (s if isinstance(s, Source) else _registered(s) for s in _names(sources)):
-        files = _download_source(source, downloads, lock_file, retries=retries, backoff=backoff,
-                                 timeout=timeout, progress=progress)
-        hashes = {str(p.relative_to(downloads)): sha256_file(p) for p in files}
-        kinds = [(p, _archive_kind(p, source.archive)) for p in files]
-        if len(files) == 1 and kinds[0][1] == "none":
+    for source in [s if isinstance(s, Source) else _registered(s) for s in _names(sources)]:
+        shas = _download_source(source, downloads, lock_file, retries=retries, backoff=backoff,
+                                timeout=timeout, progress=progress)
+        files = list(shas)
+        base = downloads / source.filename if files[0] != downloads / source.filename else downloads
+        hashes = {p.relative_to(base).as_posix(): sha for p, sha in shas.items()}
+        kinds = [(p, p.relative_to(base), _archive_kind(p, source.archive)) for p in files]
+        if len(files) == 1 and kinds[0][2] == "none":
             roots[source.name] = files[0]
             continue
         roots[source.name] = _unpack(kinds, downloads / f"{source.name}.unpacked", hashes,
@@ -290,7 +292,7 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
     registry = dict(registry) if registry is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
     out = Path(datasets_out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = _temp_sibling(out)
     try:
         placed: dict[Path, Path] = {}
         for name, root in roots.items():
@@ -348,10 +350,12 @@ def validate_pairs(split_dir: str | os.PathLike, *, strict: bool = True, convert
             raise DataError(f"{split.root}: missing folder {folder.name}/ (expected original/ and mask/)")
     problems: list[str] = []
     warns: list[str] = []
-    images = _by_stem(split.original, problems)
-    masks = _by_stem(split.mask, problems)
+    duplicates: list[Path] = []
+    images = _by_stem(split.original, problems, duplicates)
+    masks = _by_stem(split.mask, problems, duplicates)
     folders = {"mask": masks}
-    folders.update({c: _by_stem(getattr(split, c), problems) for c in COMPANIONS if getattr(split, c).is_dir()})
+    folders.update({c: _by_stem(getattr(split, c), problems, duplicates)
+                    for c in COMPANIONS if getattr(split, c).is_dir()})
     bad: set[str] = set()
     for stem in sorted(set(masks) - set(images)):
         problems.append(f"{masks[stem]}: mask without an image in {split.original}")
@@ -409,12 +413,14 @@ def validate_pairs(split_dir: str | os.PathLike, *, strict: bool = True, convert
             if stem in files and files[stem].exists():
                 files[stem].unlink()
     warns.extend(f"dropped: {p}" for p in problems)
-    return {"pairs": len(sizes), "converted": converted, "dropped": len(bad & set(images) | bad),
+    for path in duplicates:
+        path.unlink()
+    return {"pairs": len(sizes), "converted": converted, "dropped": len(bad) + len(duplicates),
             "warnings": warns, "sizes": sizes}
 
 
 def fetch_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 5,
-              backoff: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 20, progress: bool = True,
+              backoff: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 16, progress: bool = True,
               session=None) -> Path:
     """Download ``url`` to ``dest`` over HTTP(S): resumable, retried, verified, atomic.
 
@@ -544,7 +550,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, kind
         raise UnsafeArchiveError(f"{archive}: not a zip or tar archive")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = _temp_sibling(dest)
     try:
         _extract_into(archive, kind, tmp, max_unpacked_bytes, _Budget(max_unpacked_bytes))
         _swap_in(tmp, dest)
@@ -575,6 +581,23 @@ def read_lock(lock_file: str | os.PathLike) -> dict:
     if not isinstance(lock, dict) or not isinstance(lock.get("files"), dict):
         raise DataError(f"{path}: expected a JSON object with a 'files' object")
     return lock
+
+
+def registry_table(lock_file: str | os.PathLike | None = None) -> "pandas.DataFrame":
+    """The real sources of :data:`REGISTRY` as a table (one row per source).
+
+    Columns: ``name``, ``kind``, ``title``, ``backbone``, ``rosta``, ``archive``, ``url`` (first
+    mirror), ``sha256`` (``registry``, ``lock`` when ``lock_file`` holds one, else ``first download``)
+    and ``paper``.
+    """
+    import pandas as pd
+
+    locked = {key.split("/", 1)[0] for key in read_lock(lock_file)["files"]} if lock_file else set()
+    rows = [{"name": s.name, "kind": s.kind, "title": s.title, "backbone": s.backbone or "", "rosta": s.rosta or "",
+             "archive": s.archive, "url": s.urls[0] if s.urls else "",
+             "sha256": "registry" if s.sha256 else "lock" if s.name in locked else "first download",
+             "paper": s.paper} for s in REGISTRY.values()]
+    return pd.DataFrame(rows)
 
 
 def summarise(datasets: str | os.PathLike) -> "pandas.DataFrame":
@@ -642,13 +665,17 @@ def plot_resolutions(datasets: str | os.PathLike, bins: int = 20):
     collections = list(_collections(Path(datasets)))
     if not collections:
         raise DataError(f"{datasets}: no matting set, bg_candidates or coco folder to plot")
-    fig, axes = plt.subplots(1, len(collections), figsize=(3.2 * len(collections), 2.8), squeeze=False)
-    for ax, (set_name, split, folders) in zip(axes[0], collections):
+    fig, axes = plt.subplots(1, len(collections), figsize=(3.2 * len(collections), 2.8), squeeze=False,
+                             sharex=True)
+    shorts = []
+    for _, _, folders in collections:
         files = list_images(folders["images"])
-        sizes = [_image_size(p) for p in files]
-        short = [min(s) for s in sizes if s]
-        ax.hist(short, bins=bins, color="tab:blue")
-        skipped = len(files) - len(short)
+        shorts.append((len(files), [min(s) for s in map(_image_size, files) if s]))
+    values = [v for _, short in shorts for v in short] or [0]
+    edges = np.linspace(min(values), max(values) + 1, bins + 1)
+    for ax, (set_name, split, _), (n_files, short) in zip(axes[0], collections, shorts):
+        ax.hist(short, bins=edges, color="tab:blue")
+        skipped = n_files - len(short)
         ax.set_title(f"{set_name}/{split}" if split else set_name, fontsize=9)
         ax.set_xlabel("short side (px)" + (f"; {skipped} unreadable" if skipped else ""))
         ax.set_ylabel("images")
@@ -686,26 +713,29 @@ def _registered(name: str) -> Source:
 
 
 def _download_source(source: Source, downloads: Path, lock_file, *, retries, backoff, timeout,
-                     progress) -> list[Path]:
+                     progress) -> dict[Path, str]:
+    """Download (or reuse) the files of ``source``; return ``{path: sha256}`` of the verified files."""
     if not source.urls:
         raise DownloadError(f"source {source.name!r} has no URL; place its files in {downloads} by hand")
     errors = []
     for url in source.urls:
         try:
             if url.startswith(_GDRIVE_FOLDER):
-                files = fetch_gdrive_folder(url[len(_GDRIVE_FOLDER):], downloads / source.filename,
-                                            retries=retries, backoff=backoff, progress=progress)
-                for path in files:
-                    _check_lock(path, source.name, str(path.relative_to(downloads / source.filename)), url,
-                                None, lock_file)
-                return files
+                folder = downloads / source.filename
+                files = fetch_gdrive_folder(url[len(_GDRIVE_FOLDER):], folder, retries=retries, backoff=backoff,
+                                            progress=progress)
+                try:
+                    return {path: _check_lock(path, source.name, path.relative_to(folder).as_posix(), url, None,
+                                              lock_file) for path in files}
+                except ChecksumError:
+                    shutil.rmtree(folder)
+                    raise
             dest = downloads / source.filename
             key = source.filename
             expected = source.sha256 or read_lock(lock_file)["files"].get(f"{source.name}/{key}", {}).get("sha256")
             if dest.is_file():
                 if expected is None or sha256_file(dest) == expected:
-                    _check_lock(dest, source.name, key, url, source.sha256, lock_file)
-                    return [dest]
+                    return {dest: _check_lock(dest, source.name, key, url, source.sha256, lock_file)}
                 warnings.warn(f"{dest}: sha256 differs from the expected one; downloading it again")
                 dest.unlink()
             if url.startswith(_GDRIVE):
@@ -714,8 +744,7 @@ def _download_source(source: Source, downloads: Path, lock_file, *, retries, bac
             else:
                 fetch_url(url, dest, sha256=expected, retries=retries, backoff=backoff, timeout=timeout,
                           progress=progress)
-            _check_lock(dest, source.name, key, url, source.sha256, lock_file)
-            return [dest]
+            return {dest: _check_lock(dest, source.name, key, url, source.sha256, lock_file)}
         except ChecksumError:
             raise
         except DownloadError as error:
@@ -723,8 +752,8 @@ def _download_source(source: Source, downloads: Path, lock_file, *, retries, bac
     raise DownloadError(f"source {source.name!r}: every URL failed:\n  " + "\n  ".join(errors))
 
 
-def _check_lock(path: Path, name: str, key: str, url: str, expected: str | None, lock_file) -> None:
-    """Verify ``path`` against the registry or lock file; record its sha256 when it is new."""
+def _check_lock(path: Path, name: str, key: str, url: str, expected: str | None, lock_file) -> str:
+    """Verify ``path`` against the registry or lock file, record its sha256 when new, and return it."""
     lock = read_lock(lock_file)
     entry = lock["files"].get(f"{name}/{key}")
     actual = sha256_file(path)
@@ -737,6 +766,7 @@ def _check_lock(path: Path, name: str, key: str, url: str, expected: str | None,
         lock["files"][f"{name}/{key}"] = {"sha256": actual, "size": path.stat().st_size, "url": url}
         lock["files"] = dict(sorted(lock["files"].items()))
         write_json(lock_file, lock)
+    return actual
 
 
 def _verify_and_land(tmp: Path, dest: Path, sha256: str | None, url: str) -> None:
@@ -780,18 +810,18 @@ def _archive_kind(path: Path, declared: str) -> str:
     return "none"
 
 
-def _unpack(files: list[tuple[Path, str]], dest: Path, hashes: dict, *, max_unpacked_bytes: int) -> Path:
+def _unpack(files: list[tuple[Path, Path, str]], dest: Path, hashes: dict, *, max_unpacked_bytes: int) -> Path:
     """Unpack archives (and place plain files) into ``dest``, unless already unpacked from the same bytes."""
     stamp = dest / _STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == hashes:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = _temp_sibling(dest)
     try:
         budget = _Budget(max_unpacked_bytes)
-        for path, kind in files:
+        for path, rel, kind in files:
             if kind == "none":
-                _link_or_copy(path, tmp / path.name, link=True)
+                _link_or_copy(path, tmp / rel, link=True)
             else:
                 _extract_into(path, kind, tmp, max_unpacked_bytes, budget)
         write_json(tmp / _STAMP, hashes)
@@ -852,8 +882,8 @@ def _zip_type(info: zipfile.ZipInfo) -> str:
         return "dir"
     if stat.S_ISLNK(mode):
         return "symlink"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return "device"
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return "device"  # character/block device, FIFO or socket (a plain zip sets no file-type bits)
     return "file"
 
 
@@ -978,6 +1008,15 @@ def _link_or_copy(src: Path, dst: Path, *, link: bool) -> None:
     shutil.copy2(src, dst)
 
 
+def _temp_sibling(dest: Path) -> Path:
+    """An empty folder beside ``dest`` (same file system, so it can be renamed onto it), mode 0777 & ~umask."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 def _swap_in(new: Path, dest: Path) -> None:
     """Rename the complete folder ``new`` onto ``dest``, replacing (then deleting) an old one."""
     old = None
@@ -992,11 +1031,12 @@ def _swap_in(new: Path, dest: Path) -> None:
             old.unlink()
 
 
-def _by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
+def _by_stem(folder: Path, problems: list[str], duplicates: list[Path]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in list_images(folder):
         if path.stem in files:
             problems.append(f"{path}: same name as {files[path.stem].name} (one file per sample expected)")
+            duplicates.append(path)
             continue
         files[path.stem] = path
     return files

@@ -22,6 +22,10 @@ def setup(figure_dpi: int = 80) -> Path:
     os.chdir(root)
     import matplotlib as mpl
 
+    try:  # papermill kernels inherit MPLBACKEND; figures must still be embedded in the notebook
+        get_ipython().run_line_magic("matplotlib", "inline")  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        pass
     mpl.rcParams["figure.dpi"] = figure_dpi
     mpl.rcParams["savefig.dpi"] = figure_dpi
     return root

@@ -272,3 +272,12 @@ def test_camera_rejects_bad_settings():
         Camera(jpeg_quality=0)
     with pytest.raises(ValueError, match="defocus_kind"):
         Camera(defocus_kind="box")
+
+
+def test_recorded_camera_reproduces_the_photo(world):
+    record, image, alpha, fg, bg = next(_photos(world))
+    camera = Camera(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["camera"].items()})
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    clean = a * fg.astype(np.float32) / 255.0 + (1 - a) * bg.astype(np.float32) / 255.0
+    sp = layout.matting_split(world, "train")
+    assert camera.sensor_jpeg(clean) == sp.image_path(record["name"]).read_bytes()

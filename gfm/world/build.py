@@ -10,6 +10,14 @@
 * ``world.json``: seed, every parameter, counts, generator version, texture licences and the
   per-image record (camera settings, scene kind, animal traits).
 
+Truth of a real photo (all uint8, one size): ``mask`` = round(255 alpha); ``fg`` = the true
+foreground as this photo's camera renders it (developed; zeroed where mask == 0 to save space);
+``bg`` = the true background as the camera renders it (defocused when the shot has a shallow
+depth of field, developed) *before* noise and JPEG. The photo is the JPEG of
+``mask/255 * fg + (1 - mask/255) * bg`` plus one Gaussian noise realisation (Eq. 1), so the
+identity holds up to the camera's ``noise_sigma`` and JPEG error. Validation trimaps are
+:func:`gfm.trimap.trimap` of the mask with the paper's 25 px kernel scaled to the world's size.
+
 Every item draws from its own generator ``np.random.default_rng([seed, stream, index])``, so the
 world is byte-identical for the same seed and parameters, and item *i* does not change when the
 counts change.
@@ -214,7 +222,7 @@ def _real_photo(root: Path, seed: int, split: str, index: int, name: str, params
     a8, f8, b8 = _u8(alpha), _u8(F), _u8(B)
     a = a8.astype(np.float32)[..., None] / 255.0
     clean = a * (f8.astype(np.float32) / 255.0) + (1 - a) * (b8.astype(np.float32) / 255.0)
-    jpeg = camera.sensor_jpeg(clean, rng)
+    jpeg = camera.sensor_jpeg(clean)  # noise from camera.seed (recorded)
     f8[a8 == 0] = 0
     sp = layout.matting_split(root, split)
     write_bytes(sp.original / f"{name}.jpg", jpeg)
@@ -259,7 +267,7 @@ def _bg_candidates(root: Path, seed: int, params: dict) -> list[dict]:
                 scene = add_salient_objects(rng, scene, info=info)
                 row["notes"] = "salient: " + "+".join(info["salient"])
             camera = _candidate_camera(rng, params)
-            data = camera.capture_jpeg(scene, rng)
+            data = camera.capture_jpeg(scene)
             suffix = ".jpg"
             if kind == "clean":
                 plain_jpegs[i] = data
@@ -274,7 +282,7 @@ def _bg_candidates(root: Path, seed: int, params: dict) -> list[dict]:
             big = (int(round(h / factor)), int(round(w / factor)))
             scene = make_scene(rng, *big, info=info)
             scene = cv2.resize(scene, (w, h), interpolation=cv2.INTER_AREA)
-            data = camera.capture_jpeg(scene, rng)
+            data = camera.capture_jpeg(scene)
             suffix = ".jpg"
         elif kind == "duplicate":
             sources = sorted(plain_jpegs)
@@ -288,7 +296,7 @@ def _bg_candidates(root: Path, seed: int, params: dict) -> list[dict]:
             h, w = _random_size(rng, short, 1.5 * short)
             scene = make_scene(rng, h, w, info=info)
             camera = _candidate_camera(rng, params)
-            data, suffix = _bad_file(rng, bad, camera.capture_jpeg(scene, rng))
+            data, suffix = _bad_file(rng, bad, camera.capture_jpeg(scene))
             row["notes"] = bad
         write_bytes(folder / f"{name}{suffix}", data)
         width, height = (0, 0) if row["notes"] in UNREADABLE_FILES else _size_of(data)
@@ -316,7 +324,7 @@ def _coco(root: Path, seed: int, index: int, params: dict) -> dict:
     scene = add_salient_objects(rng, scene, size=(0.4, 0.8), info=info)
     camera = random_camera(rng, noise_sigma=params["coco_noise_sigma"], jpeg_quality=params["coco_jpeg_quality"],
                            p_defocus=0.2, defocus_radius=(1.5, 4.0), resolution=1 / render)
-    data = camera.capture_jpeg(scene, rng)
+    data = camera.capture_jpeg(scene)
     name = f"coco_{index + 1:04d}"
     write_bytes(root / layout.COCO / f"{name}.jpg", data)
     width, height = _size_of(data)

@@ -63,10 +63,8 @@ class Camera:
             raise ValueError(f"Camera.resolution must be in (0, 1], got {self.resolution}")
 
     def to_dict(self) -> dict:
-        """The settings as a JSON-ready dict (rounded floats)."""
-        d = asdict(self)
-        return {k: (round(v, 4) if isinstance(v, float) else
-                    [round(x, 4) for x in v] if isinstance(v, tuple) else v) for k, v in d.items()}
+        """The settings as a JSON-ready dict (full precision: ``Camera(**d)`` reproduces the shot)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def defocus_background(self, rgb: np.ndarray) -> np.ndarray:
         """The background plane as seen through the lens: blurred by ``defocus`` (float32)."""
