@@ -294,23 +294,28 @@ def folder_gap_table(image_dir: str | Path, alpha_dir: str | Path, label: str, *
 def gap_summary(table: pd.DataFrame, reference: str = "real") -> pd.DataFrame:
     """Median discrepancy per label and its distance to the ``reference`` label's median.
 
-    Returns a DataFrame indexed by label with ``<measure>_gap`` (median over images) and
-    ``<measure>_gap_vs_<reference>`` (that median minus the reference's: 0 means the composites
-    show the same fg/bg discrepancy as real photos), plus ``n`` (images).
+    Returns a DataFrame indexed by label with ``n`` (images), ``<measure>_gap`` (median over
+    images), ``<measure>_gap_vs_<reference>`` (that median minus the reference's: 0 means the
+    composites show the same fg/bg discrepancy as real photos) and ``distance_to_<reference>``
+    (the mean absolute value of the three: one number per route, 0 = no measured domain gap).
     """
     if "label" not in table:
         raise ValueError("table must have a 'label' column (use domain_gap_table)")
     gaps = [f"{m}_gap" for m in MEASURES]
     summary = table.groupby("label", sort=False)[gaps].median()
-    summary.insert(0, "n", table.groupby("label", sort=False).size())
+    summary.insert(0, "n", table.groupby("label", sort=False).size().astype(int))
     if reference in summary.index:
         for gap in gaps:
             summary[f"{gap}_vs_{reference}"] = summary[gap] - summary.loc[reference, gap]
+        summary[f"distance_to_{reference}"] = summary[[f"{g}_vs_{reference}" for g in gaps]].abs().mean(axis=1)
     return summary
 
 
 def domain_gap_figure(table: pd.DataFrame, *, order: Sequence[str] | None = None, height: float = 3.0):
     """Box plots of the fg/bg discrepancy of each measure per label (seaborn); returns the Figure."""
+    import warnings
+
+    import matplotlib
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -320,7 +325,9 @@ def domain_gap_figure(table: pd.DataFrame, *, order: Sequence[str] | None = None
     fig, axes = plt.subplots(1, len(gaps), figsize=(3.6 * len(gaps), height), squeeze=False)
     for ax, gap, (measure_name, description) in zip(axes[0], gaps, MEASURES.items()):
         data = long[long["measure"] == gap]
-        sns.boxplot(data=data, x="label", y="gap", order=order, ax=ax, color="0.85", fliersize=0)
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert`
+            warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
+            sns.boxplot(data=data, x="label", y="gap", order=order, ax=ax, color="0.85", fliersize=0)
         sns.stripplot(data=data, x="label", y="gap", order=order, ax=ax, size=3, color="C0")
         ax.axhline(0.0, color="k", lw=0.8, ls="--")
         ax.set_title(f"{measure_name}: ln(fg / bg)", fontsize=10)

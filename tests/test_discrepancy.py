@@ -167,6 +167,8 @@ def test_domain_gap_table_and_summary():
     assert list(summary.index) == ["real", "coco"]
     assert summary.loc["real", "noise_gap_vs_real"] == 0.0
     assert summary.loc["coco", "n"] == 1
+    vs = [summary.loc["coco", f"{m}_gap_vs_real"] for m in discrepancy.MEASURES]
+    assert summary.loc["coco", "distance_to_real"] == pytest.approx(np.mean(np.abs(vs)))
     fig = discrepancy.domain_gap_figure(__import__("pandas").concat([table, table2]))
     assert len(fig.axes) == 3
 
