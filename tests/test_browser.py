@@ -24,7 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_rssn.ipynb"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-TINY = {"routes": "'bg20k'", "k": "1", "workers": "1"}  # parameter overrides for the browser run
+# parameter overrides for the browser run: one route, one background per foreground, few measurements,
+# composites written inside the scratch folder
+TINY = {"routes": '"bg20k"', "k": "1", "workers": "1", "fg_error_images": "1", "gap_images": "4",
+        "out": '"scratch/composites"', "metrics_out": '"scratch/compose.json"'}
 
 pytestmark = [
     pytest.mark.browser,
@@ -163,19 +166,23 @@ def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
         ".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);")
     assert errors == [], errors
 
-    readout = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]"), 60,
-                    "the inspector's measurement readout")
-    before = readout[0].text
+    def readout():  # the inspector's Output widgets: composite figure, zoom and measurement table
+        return browser.execute_script(
+            "return Array.from(document.querySelectorAll('.widget-output')).map(e => e.innerText + "
+            "Array.from(e.querySelectorAll('img')).map(i => i.src.length + i.src.slice(-64)).join()).join('|');")
+
+    before = _wait(lambda: (lambda text: text if "noise" in text.lower() else None)(readout()), 120,
+                   "the inspector's measurement table")
     sliders = browser.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle, .widget-slider .ui-slider-handle")
     assert sliders, "the inspector has no slider"
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", sliders[0])
     sliders[0].click()
     for _ in range(3):
         sliders[0].send_keys(Keys.ARROW_RIGHT)
-    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]")[0].text != before, 120,
-          "the measurements to change after moving the slider")
+    after = _wait(lambda: (lambda text: text if text != before and "noise" in text.lower() else None)(readout()),
+                  120, "the composite and measurements to change after moving the slider")
     shots = ROOT / "reports" / "browser"
     shots.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shots / "jupyterlab_rssn_inspector.png"))
     (shots / "jupyterlab_rssn_inspector.json").write_text(json.dumps(
-        {"before": before, "after": browser.find_elements(By.CSS_SELECTOR, "[data-gfm-measures]")[0].text}, indent=2))
+        {"before": before, "after": after}, indent=2))
