@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gfm.backbones import Encoder, create_encoder, list_backbones, load_imagenet_weights
+from gfm.complexity import count_parameters
 
 __all__ = [
     "ROSTAS",
@@ -46,6 +47,7 @@ __all__ = [
     "count_parameters",
     "image_to_input",
     "optimise_for_inference",
+    "fold_batch_norms",
     "list_backbones",
 ]
 
@@ -319,7 +321,8 @@ def load_official(path_or_state_dict, backbone: str, rosta: str, map_location="c
     else:
         raise ValueError(f"path_or_state_dict must be a path or a state dict, got {type(path_or_state_dict).__name__}")
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-    model = build_gfm(backbone, rosta)
+    with torch.device("meta"):  # no time spent on a random initialisation that is overwritten
+        model = build_gfm(backbone, rosta)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -333,22 +336,10 @@ def load_official(path_or_state_dict, backbone: str, rosta: str, map_location="c
         if strict:
             raise ValueError(message)
         warnings.warn(message, stacklevel=2)
-    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in wrong_shape}, strict=False)
+        model = build_gfm(backbone, rosta)  # keeps PyTorch's initialisation where keys are missing
+    usable = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and k not in wrong_shape}
+    model.load_state_dict(usable, strict=False, assign=not missing and not wrong_shape)
     return model.eval()
-
-
-def count_parameters(model: nn.Module, include_unused_classifier: bool = True) -> int:
-    """Number of parameters, each shared tensor counted once (as ``model.parameters()``).
-
-    ``include_unused_classifier=True`` counts what the official model and Table 7 count,
-    including the backbone's ImageNet classifier and the other layers the forward pass never
-    uses (:meth:`GFM.unused_parameter_names`); ``False`` leaves those out.
-    """
-    total = sum(p.numel() for p in model.parameters())
-    if include_unused_classifier or not isinstance(model, GFM):
-        return total
-    params = dict(model.named_parameters())
-    return total - sum(params[n].numel() for n in model.unused_parameter_names())
 
 
 def image_to_input(image: np.ndarray) -> torch.Tensor:
@@ -361,30 +352,35 @@ def image_to_input(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(0, 3, 1, 2)
 
 
-def optimise_for_inference(model: GFM, device: str | torch.device = "cpu",
-                           precision: str = "fp32") -> Callable[[torch.Tensor], dict]:
+def optimise_for_inference(model: GFM, device: str | torch.device = "cpu", precision: str = "fp32", *,
+                           compile: bool = False) -> Callable[[torch.Tensor], dict]:
     """Return ``run(x) -> output dict`` for fast inference of ``model`` on ``device``.
 
     ``fp32`` folds every batch norm into the preceding convolution and runs channels-last under
-    ``torch.inference_mode`` (same results as the eval-mode model to ~1e-5); ``bf16`` does the
-    same under bfloat16 autocast (CPU) / float16 autocast (CUDA) and returns float32 outputs.
-    The model itself is left untouched (a folded copy is made). See
-    ``benchmarks/bench_inference.py`` for the speed-ups measured.
+    ``torch.inference_mode`` (same results as the eval-mode model to ~1e-4 on 0-255 inputs);
+    ``bf16`` does the same under bfloat16 autocast (CPU) / float16 autocast (CUDA) and returns
+    float32 outputs -- only worth it on CPUs with native bf16 (AVX512-BF16/AMX) or on GPUs.
+    ``compile=True`` also wraps the folded model in ``torch.compile`` (inductor, weights frozen
+    as constants): the first call per input shape compiles for tens of seconds, later calls
+    fuse ReLUs, additions and concatenations into the oneDNN convolutions; use it for many
+    images of one size. The model itself is left untouched (a folded copy is made). See
+    ``benchmarks/bench_inference.py`` for measured speed-ups.
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     device = torch.device(device)
     folded = fold_batch_norms(model).to(device)
     folded = folded.to(memory_format=torch.channels_last)
+    forward = torch.compile(folded, dynamic=False, options={"freezing": True}) if compile else folded
     autocast_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
 
     def run(x: torch.Tensor) -> dict:
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if precision == "fp32":
-                return _to_contiguous_float(folded(x))
+                return _to_contiguous_float(forward(x))
             with torch.autocast(device.type, dtype=autocast_dtype):
-                return _to_contiguous_float(folded(x))
+                return _to_contiguous_float(forward(x))
 
     run.model = folded
     return run
