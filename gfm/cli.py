@@ -2,6 +2,8 @@
 
     gfm profile paper|sample          overlay a parameter profile onto params.yaml
     gfm world build [--out data] ...  (re)generate the embedded world
+    gfm matte IMAGE_OR_DIR ... --checkpoint PATH --out DIR   alpha mattes and cut-outs
+    gfm html NOTEBOOK_DIR OUT_DIR     offline HTML reports of executed notebooks + index
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--long-side", type=int, default=None)
     build.set_defaults(run=_world_build)
 
+    from gfm.matte import add_matte_parser
+
+    add_matte_parser(commands)
+
+    html = commands.add_parser("html", help="offline HTML reports of executed notebooks, with an index")
+    html.add_argument("notebooks", help="folder of executed notebooks (reports/notebooks)")
+    html.add_argument("out", help="output folder (reports/html)")
+    html.add_argument("--metrics", default="metrics", help="folder of metrics JSON files")
+    html.add_argument("--models", default="artifacts/models", help="folder of training runs (losses.csv)")
+    html.set_defaults(run=_html)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
@@ -59,6 +72,20 @@ def _world_build(args) -> int:
     print(f"{args.out}: embedded world built (seed {args.seed}): "
           + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
     print("pin it with: dvc commit -f data.dvc")
+    return 0
+
+
+def _html(args) -> int:
+    from pathlib import Path
+
+    from gfm import html
+
+    notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"{args.notebooks}: no executed notebooks")
+    index = html.build_reports(notebooks, args.out, metrics=html.collect_metrics(args.metrics),
+                               plots=html.loss_plots_svg(args.models))
+    print(f"{index}: {len(notebooks)} report(s)")
     return 0
 
 

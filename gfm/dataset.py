@@ -61,6 +61,7 @@ __all__ = [
     "draw_crop",
     "make_sample",
     "MattingDataset",
+    "plot_sample",
 ]
 
 #: Sub-folders of one composition route written by stage 3: ``<composites>/<route>/<folder>/``.
@@ -98,8 +99,8 @@ def to_tensor_input(image_uint8: np.ndarray) -> torch.Tensor:
     if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
         raise ValueError(f"image_uint8 must be a uint8 H x W x 3 or N x H x W x 3 array, "
                          f"got {image.dtype} {image.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).float()
-    return tensor.permute(2, 0, 1).contiguous() if image.ndim == 3 else tensor.permute(0, 3, 1, 2).contiguous()
+    axes = (2, 0, 1) if image.ndim == 3 else (0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(axes), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,9 +199,8 @@ def make_sample(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None, bg:
     rows, cols = slice(top, top + size), slice(left, left + size)
     out_size = (input_size, input_size)
 
-    def fit(x, interpolation):
-        x = cv2.resize(x[rows, cols], out_size, interpolation=interpolation)
-        return cv2.flip(x, 1) if draw.flip else x
+    def fit(crop, interpolation):  # crop -> flip -> resize, the official order
+        return cv2.resize(cv2.flip(crop, 1) if draw.flip else crop, out_size, interpolation=interpolation)
 
     pad = ftbt_kernel // 2 + 1
     h, w = alpha.shape
@@ -210,16 +210,14 @@ def make_sample(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None, bg:
     erosion = rosta_trimap.erosion_mask(grown, ftbt_kernel)[inner]
     dilation = rosta_trimap.dilation_mask(grown, ftbt_kernel)[inner]
 
-    sample = {"image": fit(image, cv2.INTER_LINEAR), "alpha": fit(alpha, cv2.INTER_LINEAR),
-              "trimap": fit(trimap, cv2.INTER_NEAREST)}
-    for key, crop in (("erosion", erosion), ("dilation", dilation)):
-        resized = cv2.resize(crop, out_size, interpolation=cv2.INTER_NEAREST)
-        sample[key] = cv2.flip(resized, 1) if draw.flip else resized
+    sample = {"image": fit(image[rows, cols], cv2.INTER_LINEAR), "alpha": fit(alpha[rows, cols], cv2.INTER_LINEAR),
+              "trimap": fit(trimap[rows, cols], cv2.INTER_NEAREST),
+              "erosion": fit(erosion, cv2.INTER_NEAREST), "dilation": fit(dilation, cv2.INTER_NEAREST)}
     if fg is None or bg is None:
         a = sample["alpha"][..., None].astype(np.float32) / 255.0
         sample["fg"], sample["bg"] = sample["image"] * a, sample["image"] * (1.0 - a)
     else:
-        sample["fg"], sample["bg"] = fit(fg, cv2.INTER_LINEAR), fit(bg, cv2.INTER_LINEAR)
+        sample["fg"], sample["bg"] = fit(fg[rows, cols], cv2.INTER_LINEAR), fit(bg[rows, cols], cv2.INTER_LINEAR)
     return sample
 
 
@@ -330,16 +328,44 @@ class MattingDataset(Dataset):
         raise ImageError(f"no readable training sample among {len(self.samples)} (all skipped: {self.skipped[:5]}...)")
 
 
+def plot_sample(sample: dict, *, title: str | None = None):
+    """One training sample as the network and the losses see it -> Figure.
+
+    Panels: the input crop, its alpha, the TT trimap, the FT erosion mask, the BT dilation mask,
+    F and B (``sample`` is a :class:`MattingDataset` item).
+    """
+    import matplotlib.pyplot as plt
+
+    def rgb(t):
+        return t.permute(1, 2, 0).numpy().clip(0, 255).astype(np.uint8)
+
+    panels = {"image": rgb(sample["image"]), "alpha": sample["alpha"][0].numpy(),
+              "trimap (TT)": sample["trimap"].numpy() / 2.0, "erosion F (FT)": sample["erosion"][0].numpy(),
+              "dilation B (BT)": sample["dilation"][0].numpy(), "F": rgb(sample["fg"]), "B": rgb(sample["bg"])}
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
+    for ax, (name, panel) in zip(axes, panels.items()):
+        ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1 if panel.ndim == 2 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(title or str(sample.get("name", "")), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _to_tensors(sample: dict) -> dict:
     trimap = sample["trimap"]
     classes = np.where(trimap == rosta_trimap.FOREGROUND, 2, np.where(trimap == rosta_trimap.UNKNOWN, 1, 0))
     return {"image": to_tensor_input(sample["image"]),
-            "fg": torch.from_numpy(np.ascontiguousarray(sample["fg"], np.float32)).permute(2, 0, 1).contiguous(),
-            "bg": torch.from_numpy(np.ascontiguousarray(sample["bg"], np.float32)).permute(2, 0, 1).contiguous(),
+            "fg": _chw(sample["fg"]), "bg": _chw(sample["bg"]),
             "alpha": torch.from_numpy(sample["alpha"].astype(np.float32) / 255.0)[None],
             "trimap": torch.from_numpy(classes.astype(np.int64)),
             "erosion": torch.from_numpy((sample["erosion"] > 127).astype(np.float32))[None],
             "dilation": torch.from_numpy((sample["dilation"] > 127).astype(np.float32))[None]}
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    # numpy does the layout change: torch's small-tensor kernels are slow in busy data workers
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
 
 
 def _pair(images: list[Path], partners: dict, on_bad_sample: str) -> list[SampleFiles]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -42,8 +41,8 @@ def build_reports(notebooks: list[str | Path], html_dir: str | Path, *, title: s
                   metrics: dict | None = None, plots: list[tuple[str, str]] | None = None) -> Path:
     """Convert each executed notebook into ``html_dir`` and write ``html_dir/index.html``.
 
-    ``metrics`` is ``dvc metrics show --json``'s content (see :func:`dvc_metrics`), ``plots`` a list
-    of (title, SVG) pairs (see :func:`dvc_plots_svg`). Returns the index path.
+    ``metrics`` maps metrics files to their content (see :func:`collect_metrics`), ``plots`` is a
+    list of (title, SVG) pairs (see :func:`loss_plots_svg`). Returns the index path.
     """
     html_dir = Path(html_dir)
     pages = []
@@ -54,44 +53,41 @@ def build_reports(notebooks: list[str | Path], html_dir: str | Path, *, title: s
     return write_text(html_dir / "index.html", _index(title, pages, metrics or {}, plots or []))
 
 
-def dvc_metrics(cwd: str | Path = ".") -> dict:
-    """``dvc metrics show --json`` as {file: {metric: value}} (empty when DVC has none)."""
-    out = _dvc(["metrics", "show", "--json"], cwd)
-    data = json.loads(out or "{}")
-    flat: dict = {}
-    for revision in data.values():
-        for path, content in (revision.get("data") or {}).items():
-            flat[path] = content.get("data", {})
-    return flat
+def collect_metrics(metrics_dir: str | Path = "metrics") -> dict:
+    """Every JSON metrics file under ``metrics_dir`` as {path: content} (what ``dvc metrics show`` reads).
+
+    Read from the files rather than through ``dvc metrics show``, which cannot run while ``dvc
+    repro`` holds the repository lock (the report stage builds this page inside a repro).
+    """
+    found = {}
+    for path in sorted(Path(metrics_dir).rglob("*.json")):
+        try:
+            found[path.as_posix()] = json.loads(path.read_text())
+        except ValueError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from error
+    return found
 
 
-def dvc_plots_svg(cwd: str | Path = ".") -> list[tuple[str, str]]:
-    """Render every plot ``dvc plots show --json`` defines to SVG (offline, via vl-convert)."""
+def loss_plots_svg(models_dir: str | Path = "artifacts/models", y: str = "total") -> list[tuple[str, str]]:
+    """The training curves that ``dvc plots show`` draws (``losses.csv``, x = step), as SVG.
+
+    One Vega-Lite line chart per experiment, rendered offline with vl-convert.
+    """
+    import pandas as pd
     import vl_convert
 
-    data = json.loads(_dvc(["plots", "show", "--json", "--split"], cwd) or "{}")
-    rendered = []
-    for name, entries in sorted(data.items()):
-        for entry in entries if isinstance(entries, list) else [entries]:
-            spec = entry.get("content") if isinstance(entry, dict) else None
-            if entry.get("type") == "vega" and spec:
-                spec = _inline_data(spec, entry.get("datapoints") or data.get("data", {}))
-                rendered.append((name, vl_convert.vegalite_to_svg(spec)))
-    return rendered
-
-
-def _inline_data(spec: dict, datapoints) -> dict:
-    values = [row for rows in (datapoints or {}).values() for row in rows] if isinstance(datapoints, dict) else []
-    if values and isinstance(spec.get("data"), dict) and "values" in spec["data"] and not spec["data"]["values"]:
-        spec = {**spec, "data": {"values": values}}
-    return spec
-
-
-def _dvc(args: list[str], cwd: str | Path) -> str:
-    result = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
-    return result.stdout
+    plots = []
+    for csv in sorted(Path(models_dir).glob("*/losses.csv")):
+        table = pd.read_csv(csv)
+        if table.empty or "step" not in table or y not in table:
+            continue
+        spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 320, "height": 180,
+                "title": f"{csv.parent.name}: {y} loss", "mark": "line",
+                "data": {"values": table[["step", y]].to_dict(orient="records")},
+                "encoding": {"x": {"field": "step", "type": "quantitative"},
+                             "y": {"field": y, "type": "quantitative", "scale": {"zero": False}}}}
+        plots.append((csv.as_posix(), vl_convert.vegalite_to_svg(spec)))
+    return plots
 
 
 def _title(nb, path: Path) -> str:

@@ -28,6 +28,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from gfm import discrepancy
+from gfm import widgets as gfm_widgets
 
 #: Default choices of the widget (sample scale: the world's images are ~360 px, so the paper's
 #: blur kernels 20–60 at 1080 px become 7–20; see params.yaml ``compose.blur_kernels``).
@@ -493,8 +494,8 @@ class Inspector(widgets.VBox):
             "blur_kernel": widgets.SelectionSlider(options=list(blur_kernels), description="blur kernel"),
             "noise_sigma": widgets.SelectionSlider(options=list(noise_sigmas), description="noise σ"),
         }
-        self.figure_output = widgets.Output()
-        self.table_output = widgets.Output()
+        self.figure_output = gfm_widgets.figure_view()
+        self.table_output = gfm_widgets.readout_view()
         self.result = None
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
@@ -516,9 +517,6 @@ class Inspector(widgets.VBox):
 
     def update(self):
         """Recompute :func:`inspect` for the current controls and redraw."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         c = self.controls
         fg_item = self._items["foreground"][c["foreground"].value]
         bg_item = self._items["background"][c["background"].value]
@@ -532,13 +530,8 @@ class Inspector(widgets.VBox):
         fig = inspector_figure(composite, zoom, measures, reference,
                                title=f"{fg_item.name} over {bg_item.name}: {settings.label()}",
                                reference_label=f"real: {c['real'].value}")
-        self.figure_output.clear_output(wait=True)
-        with self.figure_output:
-            display(fig)
-        plt.close(fig)
-        self.table_output.clear_output(wait=True)
-        with self.table_output:
-            display(self.result["table"].round(3))
+        gfm_widgets.show_figure(self.figure_output, fig)
+        gfm_widgets.show_html(self.table_output, self.result["table"].round(3).to_html(), name="measures")
 
     def _reference(self, name):
         if name not in self._real_measures:

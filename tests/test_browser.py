@@ -166,10 +166,10 @@ def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
         ".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue);")
     assert errors == [], errors
 
-    def readout():  # the inspector's Output widgets: composite figure, zoom and measurement table
+    def readout():  # the inspector's measurement table and the src of its composite image
         return browser.execute_script(
-            "return Array.from(document.querySelectorAll('.widget-output')).map(e => e.innerText + "
-            "Array.from(e.querySelectorAll('img')).map(i => i.src.length + i.src.slice(-64)).join()).join('|');")
+            "return Array.from(document.querySelectorAll('[data-gfm-readout]')).map(e => e.innerText).join('|')"
+            " + '#' + Array.from(document.querySelectorAll('img.widget-image')).map(i => i.src).join('|');")
 
     before = _wait(lambda: (lambda text: text if "noise" in text.lower() else None)(readout()), 120,
                    "the inspector's measurement table")

@@ -61,3 +61,17 @@ def test_unreadable_notebook_names_the_file(tmp_path):
     else:
         raise AssertionError("expected a ValueError")
     assert not (tmp_path / "bad.html").exists()
+
+
+def test_metrics_and_loss_plots_are_collected_from_files(tmp_path):
+    (tmp_path / "metrics" / "train").mkdir(parents=True)
+    (tmp_path / "metrics" / "evaluate.json").write_text('{"ori-tt": {"sad": 3.5}}')
+    (tmp_path / "metrics" / "train" / "ori-tt.json").write_text('{"seconds": 12}')
+    found = reports.collect_metrics(tmp_path / "metrics")
+    assert found[(tmp_path / "metrics" / "evaluate.json").as_posix()] == {"ori-tt": {"sad": 3.5}}
+    assert len(found) == 2
+    run = tmp_path / "models" / "ori-tt"
+    run.mkdir(parents=True)
+    (run / "losses.csv").write_text("step,epoch,total\n1,0,2.5\n2,0,2.0\n3,1,1.5\n")
+    ((name, svg),) = reports.loss_plots_svg(tmp_path / "models")
+    assert name.endswith("ori-tt/losses.csv") and svg.startswith("<svg") and "ori-tt" in svg

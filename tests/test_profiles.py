@@ -52,7 +52,7 @@ def test_every_experiment_names_every_knob_the_train_stage_reads():
     for name in ("paper", "sample"):
         grid = yaml.safe_load((ROOT / f"profiles/{name}.yaml").read_text())["train"]["experiments"]
         for key, item in grid.items():
-            assert set(item) == {"track", "backbone", "rosta", "decoder", "ppm", "bridge", "epochs", "batch_size"}, key
+            assert set(item) == {"track", "data", "backbone", "rosta", "decoder", "ppm", "bridge", "epochs", "batch_size"}, key
 
 
 def test_unknown_profile_and_unknown_key_are_clear_errors(tmp_path):

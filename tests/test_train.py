@@ -1,0 +1,287 @@
+"""Training samples (gfm.dataset) and the training loop (gfm.train): determinism, resume,
+non-finite losses, bad files, DistributedDataParallel on two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gfm import dataset as ds
+from gfm import train as tr
+from gfm.io import ImageError, write_image
+from gfm.model import image_to_input
+from gfm.trimap import dilation_mask, erosion_mask, trimap
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny ORI-Track set
+# --------------------------------------------------------------------------------------------
+
+def _world(root, n=6, h=96, w=128, seed=0):
+    rng = np.random.default_rng(seed)
+    split = root / "am2k" / "train"
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        d = np.hypot(yy - h / 2 - rng.integers(-10, 10), xx - w / 2 - rng.integers(-20, 20)) - rng.integers(20, 35)
+        alpha = np.clip(0.5 - d / rng.uniform(2, 8), 0, 1)
+        fg = np.clip(rng.normal(rng.integers(60, 200, 3), 20, (h, w, 3)), 0, 255)
+        bg = np.clip(rng.normal(rng.integers(0, 255, 3), 10, (h, w, 3)), 0, 255)
+        image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+        name = f"s_{i:02d}"
+        write_image(split / "original" / f"{name}.png", image.round().astype(np.uint8))
+        write_image(split / "mask" / f"{name}.png", (alpha * 255).round().astype(np.uint8))
+        write_image(split / "fg" / f"{name}.png", fg.round().astype(np.uint8))
+        write_image(split / "bg" / f"{name}.png", bg.round().astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return _world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(world, out, **overrides):
+    base = dict(experiment="tiny", track="ori", datasets=str(world), out_dir=str(out), backbone="r18_lite",
+                crop_sizes="64,80", input_size=64, trimap_kernel=5, ftbt_kernel=9, epochs=2, steps_per_epoch=2,
+                batch_size=2, lr=1e-3, device="cpu", precision="fp32", seed=3, cache=True, progress=False)
+    base.update(overrides)
+    return tr.TrainConfig(**base)
+
+
+# --------------------------------------------------------------------------------------------
+# samples
+# --------------------------------------------------------------------------------------------
+
+def test_to_tensor_input_is_rgb_0_255_like_the_model_input():
+    image = np.random.default_rng(0).integers(0, 256, (40, 64, 3)).astype(np.uint8)
+    tensor = ds.to_tensor_input(image)
+    assert tensor.shape == (3, 40, 64) and tensor.dtype == torch.float32
+    assert tensor[1, 5, 7].item() == float(image[5, 7, 1])
+    torch.testing.assert_close(tensor[None], image_to_input(image))
+    assert ds.to_tensor_input(image[None]).shape == (1, 3, 40, 64)
+    with pytest.raises(ValueError, match="uint8"):
+        ds.to_tensor_input(image.astype(np.float32))
+
+
+def test_crop_first_morphology_equals_full_image_morphology():
+    rng = np.random.default_rng(1)
+    alpha = np.zeros((120, 150), np.uint8)
+    alpha[30:90, 40:120] = 255
+    alpha[25:30, 40:120] = rng.integers(1, 255, (5, 80))
+    tri = trimap(alpha, 7)
+    for top, left, size, flip in ((0, 0, 64, False), (40, 70, 80, True), (56, 86, 64, False), (10, 5, 100, True)):
+        draw = ds.CropDraw(size, top, left, flip)
+        sample = ds.make_sample(alpha[..., None].repeat(3, 2), alpha, None, None, tri, draw, input_size=size,
+                                ftbt_kernel=15)
+        crop = (slice(top, top + size), slice(left, left + size))
+        flipped = (lambda x: x[:, ::-1]) if flip else (lambda x: x)
+        np.testing.assert_array_equal(sample["erosion"], flipped(erosion_mask(alpha, 15)[crop]))
+        np.testing.assert_array_equal(sample["dilation"], flipped(dilation_mask(alpha, 15)[crop]))
+        np.testing.assert_array_equal(sample["trimap"], flipped(tri[crop]))
+        np.testing.assert_array_equal(sample["alpha"], flipped(alpha[crop]))
+        # no F/B files: alpha blending of the crop
+        np.testing.assert_allclose(sample["fg"], sample["image"] * (sample["alpha"][..., None] / 255.0), atol=1e-4)
+
+
+def test_crop_draws_depend_only_on_seed_epoch_index(world):
+    samples = ds.ori_track_samples(world)
+    a = ds.MattingDataset(samples, input_size=64, crop_sizes=(64, 80), trimap_kernel=5, ftbt_kernel=9, seed=7)
+    b = ds.MattingDataset(samples, input_size=64, crop_sizes=(64, 80), trimap_kernel=5, ftbt_kernel=9, seed=7,
+                          cache=True)
+    for index in (0, 3):
+        first, second = a[index], b[index]
+        assert first["name"] == samples[index].name
+        for key in ("image", "alpha", "fg", "bg", "trimap", "erosion", "dilation"):
+            assert torch.equal(first[key], second[key]), key
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["image"], b[0]["image"])
+
+
+def test_sample_layout_and_targets(world):
+    sample = ds.MattingDataset(ds.ori_track_samples(world), input_size=64, crop_sizes=(64,), trimap_kernel=5,
+                               ftbt_kernel=9)[2]
+    assert sample["image"].shape == sample["fg"].shape == sample["bg"].shape == (3, 64, 64)
+    assert sample["alpha"].shape == sample["erosion"].shape == sample["dilation"].shape == (1, 64, 64)
+    assert sample["trimap"].shape == (64, 64) and sample["trimap"].dtype == torch.int64
+    assert set(sample["trimap"].unique().tolist()) <= {0, 1, 2}
+    alpha = sample["alpha"][0]
+    assert bool((sample["erosion"][0] <= (alpha == 1)).all())          # F inside alpha == 1
+    assert bool((sample["dilation"][0] >= (alpha > 0)).all())          # B covers alpha > 0
+    # the world's F and B recompose the image (up to 8-bit rounding and resampling)
+    composite = alpha * sample["fg"] + (1 - alpha) * sample["bg"]
+    assert (composite - sample["image"]).abs().mean().item() < 2.0
+
+
+def test_missing_partner_and_corrupt_files(tmp_path):
+    root = _world(tmp_path / "w", n=4)
+    split = root / "am2k" / "train"
+    (split / "mask" / "s_01.png").unlink()
+    with pytest.raises(FileNotFoundError, match="s_01"):
+        ds.ori_track_samples(root)
+    with pytest.warns(UserWarning, match="s_01"):
+        samples = ds.ori_track_samples(root, on_bad_sample="skip")
+    assert [s.name for s in samples] == ["s_00", "s_02", "s_03"]
+    (split / "fg" / "s_02.png").write_bytes(b"not a png")
+    failing = ds.MattingDataset(samples, input_size=64, crop_sizes=(64,), trimap_kernel=5, ftbt_kernel=9)
+    with pytest.raises(ImageError, match=r"s_02\.png"):
+        failing[1]
+    skipping = ds.MattingDataset(samples, input_size=64, crop_sizes=(64,), trimap_kernel=5, ftbt_kernel=9,
+                                 on_bad_sample="skip")
+    with pytest.warns(UserWarning, match=r"s_02"):
+        assert skipping[1]["name"] == "s_03"
+    assert skipping.skipped == ["s_02"]
+
+
+def test_composite_route_samples(tmp_path, world):
+    route = tmp_path / "composites" / "rssn"
+    source = world / "am2k" / "train"
+    for layer, folder in (("image", "original"), ("alpha", "mask"), ("fg", "fg"), ("bg", "bg")):
+        (route / layer).mkdir(parents=True)
+        for k in range(2):
+            (route / layer / f"s_00_{k}.png").write_bytes((source / folder / "s_00.png").read_bytes())
+    samples = ds.training_samples("rssn", world, tmp_path / "composites")
+    assert [s.name for s in samples] == ["s_00_0", "s_00_1"]
+    assert samples[0].bg == route / "bg" / "s_00_0.png"
+    with pytest.raises(FileNotFoundError, match="route 'coco'"):
+        ds.training_samples("coco", world, tmp_path / "composites")
+
+
+def test_size_mismatch_names_the_file(tmp_path):
+    root = _world(tmp_path / "w", n=2)
+    write_image(root / "am2k" / "train" / "bg" / "s_00.png", np.zeros((10, 10, 3), np.uint8))
+    data = ds.MattingDataset(ds.ori_track_samples(root), input_size=64, crop_sizes=(64,))
+    with pytest.raises(ImageError, match=r"bg/s_00\.png: size 10x10"):
+        data[0]
+
+
+def test_epoch_sampler_shards_a_permutation():
+    full = tr.EpochSampler(10, seed=1)
+    shards = [tr.EpochSampler(10, seed=1, rank=r, world_size=2) for r in range(2)]
+    assert sorted(full.indices()) == list(range(10))
+    assert sorted(shards[0].indices() + shards[1].indices()) == list(range(10))
+    assert shards[0].indices() == full.indices()[0::2]
+    full.set_epoch(1)
+    assert full.indices() != tr.EpochSampler(10, seed=1).indices()
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+def test_train_writes_its_outputs_and_loads_back(world, tmp_path):
+    result = tr.train(_config(world, tmp_path, epochs=1))
+    run = tmp_path / "tiny"
+    assert {p.name for p in run.iterdir() if not p.name.startswith(".")} == {
+        "checkpoint.pt", "losses.csv", "model.pt", "train_summary.json"}
+    table = pd.read_csv(run / "losses.csv")
+    assert list(table.columns) == ["step", "epoch", "total", "glance", "focus_alpha", "focus_lap",
+                                   "fusion_alpha", "fusion_lap", "fusion_comp"]
+    assert table["step"].tolist() == [1, 2]
+    pd.testing.assert_frame_equal(table, result.history, check_exact=False, rtol=1e-5)
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["steps"] == 2 and summary["device"] == "cpu" and summary["precision"] == "fp32"
+    assert summary["parameters"] > 0 and set(summary["final_losses"]) >= {"total", "glance"}
+    loaded = tr.load_trained(run)
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+@pytest.mark.slow
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(world, tmp_path):
+    straight = tr.train(_config(world, tmp_path / "a", epochs=2))
+    tr.train(_config(world, tmp_path / "b", epochs=1))
+    resumed = tr.train(_config(world, tmp_path / "b", epochs=2, resume=True))
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    pd.testing.assert_frame_equal(straight.history, resumed.history)
+    assert resumed.summary["steps"] == 4
+
+
+def test_non_finite_loss_names_step_and_samples_and_keeps_the_checkpoint(world, tmp_path, monkeypatch):
+    real = tr.losses.gfm_loss
+    calls = {"n": 0}
+
+    def poisoned(outputs, batch, rosta, **kwargs):
+        calls["n"] += 1
+        total, terms = real(outputs, batch, rosta, **kwargs)
+        if calls["n"] == 3:
+            total = total * float("nan")
+            terms = {**terms, "total": total.detach()}
+        return total, terms
+
+    monkeypatch.setattr(tr.losses, "gfm_loss", poisoned)
+    with pytest.raises(FloatingPointError, match=r"step 3 \(epoch 2\).*s_0\d") as error:
+        tr.train(_config(world, tmp_path, epochs=3))
+    assert "checkpoint.pt" in str(error.value)
+    state = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and state["step"] == 2
+    assert pd.read_csv(tmp_path / "tiny" / "losses.csv")["step"].tolist() == [1, 2]
+
+
+def test_device_and_precision_choices():
+    assert tr.resolve_device("cpu") == torch.device("cpu")
+    assert tr.resolve_precision("auto", torch.device("cpu")) == ("bf16" if tr.cpu_has_native_bf16() else "fp32")
+    with pytest.raises(ValueError, match="fp16"):
+        tr.resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="device"):
+        tr.resolve_device("not-a-device")
+
+
+def test_figures(world, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = tr.train(_config(world, tmp_path, epochs=1, steps_per_epoch=1))
+    assert tr.plot_training_curves(result.history).axes
+    image = np.zeros((96, 128, 3), np.uint8)
+    fig = tr.plot_predictions(result.model, [image], alphas=[np.zeros((96, 128), np.uint8)], size=64)
+    assert len(fig.axes) == 5
+
+
+# --------------------------------------------------------------------------------------------
+# DistributedDataParallel, two CPU processes (gloo)
+# --------------------------------------------------------------------------------------------
+
+def _ddp_worker(rank, world_size, port, config_kwargs, out):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    result = tr.train(tr.TrainConfig(**config_kwargs))
+    torch.save({k: v for k, v in result.model.named_parameters()}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_distributed_data_parallel_keeps_ranks_in_sync(world, tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = _config(world, tmp_path, epochs=1, steps_per_epoch=2, batch_size=1).to_dict()
+    mp.spawn(_ddp_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    torch.manual_seed(3)
+    initial = tr.build_gfm("r18_lite", "TT")
+    assert ranks[0].keys() == ranks[1].keys()
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    moved = [k for k, v in initial.named_parameters() if k in ranks[0] and not torch.equal(v, ranks[0][k])]
+    assert moved  # training did something
+    assert json.loads((tmp_path / "tiny" / "train_summary.json").read_text())["world_size"] == 2
