@@ -433,17 +433,27 @@ def build_result_browser(evaluation_dir: str | Path, validation_dir: str | Path,
 # helpers
 # --------------------------------------------------------------------------------------------
 
+_EXECUTORS: dict = {}
+
+
+def _metric_executor(workers: int):
+    """A loky process pool of ``workers`` kept for this module's own use. Not loky's global reusable
+    executor: joblib.Parallel (used by other stages in the same kernel) re-configures that one."""
+    executor = _EXECUTORS.get(workers)
+    if executor is None or getattr(executor, "_broken", False) or getattr(executor, "_shutdown_thread", False):
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        executor = _EXECUTORS[workers] = ProcessPoolExecutor(max_workers=workers)
+    return executor
+
+
 class _MetricPool:
-    """Metric jobs on ``workers`` reusable processes (loky), at most ``2 * workers`` pending so
-    predictions do not pile up in memory; inline when ``workers`` <= 1."""
+    """Metric jobs on ``workers`` processes (loky), at most ``2 * workers`` pending so predictions
+    do not pile up in memory; inline when ``workers`` <= 1."""
 
     def __init__(self, workers: int):
         self.workers, self.pending, self.done = int(workers), collections.deque(), {}
-        self.executor = None
-        if self.workers > 1:
-            from joblib.externals.loky import get_reusable_executor
-
-            self.executor = get_reusable_executor(max_workers=self.workers)
+        self.executor = _metric_executor(self.workers) if self.workers > 1 else None
 
     def __enter__(self):
         return self

@@ -10,7 +10,7 @@ writes into ``<out_dir>/<experiment>/``:
 ``losses.csv``          one row per step (``step, epoch, total, glance, focus_alpha, focus_lap,
                         fusion_alpha, fusion_lap, fusion_comp``), rewritten atomically at each
                         epoch end -- the plot file of the ``train`` stage (``dvc plots``)
-``model.pt``            the final weights (state dict), see :func:`load_trained`
+``model.pt``            the final weights (state dict), read back by :func:`gfm.infer.load_model`
 ``train_summary.json``  steps, time, final losses, device, precision, parameter count, config
 
 The paper trains with Adam at a fixed learning rate of 1e-5 for 500 epochs (ORI-Track) or
@@ -54,10 +54,8 @@ __all__ = [
     "train",
     "resolve_device",
     "resolve_precision",
-    "load_trained",
     "plot_training_curves",
     "plot_predictions",
-    "predict",
     "EpochSampler",
 ]
 
@@ -338,41 +336,6 @@ class _WorkerSeed:
 # Loading and looking at a trained model
 # --------------------------------------------------------------------------------------------
 
-def load_trained(run_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The model :func:`train` saved in ``run_dir`` (``model.pt`` + the config in ``train_summary.json``), in eval mode."""
-    run_dir = Path(run_dir)
-    summary_path, weights = run_dir / SUMMARY, run_dir / MODEL
-    for path in (summary_path, weights):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no trained model here (run the train stage)")
-    config = json.loads(summary_path.read_text())["config"]
-    model = build_gfm(config["backbone"], config["rosta"], decoder=config["decoder"], ppm=config["ppm"],
-                      bridge=config["bridge"])
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.to(device).eval()
-
-
-def predict(model: torch.nn.Module, image: np.ndarray, *, size: int = 320, device=None) -> dict:
-    """Run ``model`` on a uint8 RGB image resized so its short side is ``size`` (sides rounded to
-    multiples of 32); returns numpy ``glance`` (C x h x w), ``focus`` and ``fusion`` (h x w) and
-    the resized ``image``."""
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = (max(32, int(round(h * scale / 32)) * 32), max(32, int(round(w * scale / 32)) * 32))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        out = model(to_tensor_input(resized)[None].to(device))
-    model.train(was_training)
-    return {"image": resized, "glance": out["glance"][0].float().cpu().numpy(),
-            "focus": out["focus"][0, 0].float().cpu().numpy(),
-            "fusion": out["fusion"][0, 0].float().clamp(0, 1).cpu().numpy()}
-
-
 def plot_training_curves(history: pd.DataFrame | str | Path, *, terms=None, smooth: int = 5):
     """Loss terms against the step (log scale; a rolling mean over ``smooth`` steps) -> Figure.
 
@@ -403,8 +366,9 @@ def plot_predictions(model: torch.nn.Module, images, *, alphas=None, size: int =
     grey transition, white foreground; FT/BT: white = class 1), the focus decoder's alpha, the
     collaborative matte and, if ``alphas`` are given, the ground truth.
     """
-    import cv2
     import matplotlib.pyplot as plt
+
+    from gfm.infer import predict  # inference lives in one place (gfm.infer)
 
     images = list(images)
     if not images:
@@ -413,12 +377,14 @@ def plot_predictions(model: torch.nn.Module, images, *, alphas=None, size: int =
     fig, axes = plt.subplots(len(images), len(columns), figsize=(2.6 * len(columns), 2.3 * len(images)),
                              squeeze=False)
     for row, image in enumerate(images):
-        out = predict(model, image, size=size)
-        glance = out["glance"].argmax(0) / max(out["glance"].shape[0] - 1, 1)
-        panels = [out["image"], glance, out["focus"], out["fusion"]]
+        was_training = model.training
+        out = predict(model, image, strategy="resize", d=min(image.shape[:2]) / size,
+                      device=next(model.parameters()).device)
+        model.train(was_training)
+        glance = out["glance"] / max(out["glance_probs"].shape[0] - 1, 1)
+        panels = [image, glance, out["focus"], out["fusion"]]
         if alphas is not None:
-            gt = cv2.resize(alphas[row], out["image"].shape[1::-1], interpolation=cv2.INTER_AREA)
-            panels.append(gt)
+            panels.append(alphas[row])
         for col, (name, panel) in enumerate(zip(columns, panels)):
             ax = axes[row, col]
             ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=255 if panel.ndim == 3 else (

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+from gfm.infer import load_model
+
 from gfm import dataset as ds
 from gfm import train as tr
 from gfm.io import ImageError, write_image
@@ -195,7 +197,7 @@ def test_train_writes_its_outputs_and_loads_back(world, tmp_path):
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["steps"] == 2 and summary["device"] == "cpu" and summary["precision"] == "fp32"
     assert summary["parameters"] > 0 and set(summary["final_losses"]) >= {"total", "glance"}
-    loaded = tr.load_trained(run)
+    loaded, _ = load_model(run)
     for key, value in result.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
