@@ -161,3 +161,34 @@ def _unique_stem(path: Path, used: set) -> str:
         stem, k = f"{base}_{k}", k + 1
     used.add(stem)
     return stem
+
+
+def plot_cutouts(image_paths, out_dir: str | Path, *, checker: int = 16):
+    """Image | predicted alpha | RGBA cut-out over a checkerboard, one row per image -> Figure.
+
+    Reads the ``<stem>_alpha.png`` and ``<stem>_cutout.png`` files :func:`run_matte` wrote to ``out_dir``.
+    """
+    import matplotlib.pyplot as plt
+
+    from gfm.io import read_alpha
+
+    image_paths = [Path(p) for p in image_paths]
+    if not image_paths:
+        raise ValueError("image_paths: nothing to show")
+    fig, axes = plt.subplots(len(image_paths), 3, figsize=(9, 2.6 * len(image_paths)), squeeze=False)
+    for row, path in enumerate(image_paths):
+        image = read_image(path)
+        alpha = read_alpha(Path(out_dir) / f"{path.stem}_alpha.png")
+        h, w = alpha.shape
+        board = ((np.indices((h, w)) // checker).sum(0) % 2 * 60 + 160).astype(np.float32)[..., None]
+        a = alpha[..., None] / 255.0
+        cutout = (a * image + (1 - a) * board).astype(np.uint8)
+        for col, (title, panel) in enumerate((("image", image), ("alpha (fusion)", alpha), ("cut-out", cutout))):
+            ax = axes[row, col]
+            ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=255)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title)
+        axes[row, 0].set_ylabel(path.stem)
+    fig.tight_layout()
+    return fig

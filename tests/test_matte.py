@@ -107,3 +107,15 @@ def test_collect_inputs(tmp_path):
     files, missing = collect_inputs([tmp_path, tmp_path / "b.png", tmp_path / "gone.png"])
     assert [p.name for p in files] == ["a.jpg", "b.png"]
     assert [p.name for p in missing] == ["gone.png"]
+
+
+def test_plot_cutouts_shows_what_matte_wrote(run_dir, inputs, tmp_path):
+    from gfm.matte import plot_cutouts
+
+    out = tmp_path / "out"
+    assert main_matte([str(inputs / "cat.jpg"), "--checkpoint", str(run_dir), "--out", str(out),
+                       "--d1", "1", "--d2", "1", "--quiet"]) == 0
+    fig = plot_cutouts([inputs / "cat.jpg"], out)
+    assert len(fig.axes) == 3 and fig.axes[1].get_title() == "alpha (fusion)"
+    with pytest.raises(ValueError, match="nothing to show"):
+        plot_cutouts([], out)
