@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gfm.infer import MAX_SIDE
 from gfm.io import IMAGE_SUFFIXES, ImageError, list_images, read_image, write_image
 
 __all__ = ["add_matte_parser", "main_matte", "run_matte", "matte_image", "collect_inputs"]
@@ -143,7 +142,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d1", type=float, default=3.0, help="glance pass ratio 1/d1 of hybrid (paper: 3)")
     parser.add_argument("--d2", type=float, default=2.0, help="focus pass ratio 1/d2 of hybrid (paper: 2)")
     parser.add_argument("--d", type=float, default=None, help="ratio 1/d of resize (default 2) and rim (default 3)")
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE, help="cap on each side of a network input")
+    parser.add_argument("--max-side", type=int, default=1600,
+                        help="cap on each side of a network input (the official test's 1600)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--foreground", choices=FOREGROUNDS, default="image",

@@ -97,8 +97,7 @@ import numpy as np
 #: Keys returned by :func:`evaluate`, in the order the official test log prints them.
 KEYS = ("sad", "mse", "mad", "grad", "conn", "sad_trans", "mse_trans", "mad_trans", "sad_fg", "sad_bg")
 CONVENTIONS = ("gfm", "dim")
-#: Trimap values (as stored on disk by AM-2k and by gfm.trimap).
-BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+from gfm.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # trimap values as stored on disk
 
 _GRAD_NORM = {"gfm": 10.0, "dim": 1000.0}
 

@@ -119,3 +119,13 @@ def test_plot_cutouts_shows_what_matte_wrote(run_dir, inputs, tmp_path):
     assert len(fig.axes) == 3 and fig.axes[1].get_title() == "alpha (fusion)"
     with pytest.raises(ValueError, match="nothing to show"):
         plot_cutouts([], out)
+
+
+def test_max_side_default_is_the_inference_cap():
+    import argparse
+
+    from gfm.infer import MAX_SIDE
+    from gfm.matte import add_matte_parser
+
+    parser = add_matte_parser(argparse.ArgumentParser().add_subparsers())
+    assert parser.get_default("max_side") == MAX_SIDE
