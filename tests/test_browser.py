@@ -149,7 +149,8 @@ def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
                                          "return s.session && s.session.kernel"
                                          " && s.session.kernel.connectionStatus === 'connected';"),
           120, "the kernel to connect")
-    result = _js(browser, "await window.jupyterapp.commands.execute('notebook:run-all-cells'); return 'ok';")
+    # start the run without awaiting it (the command's promise settles only when every cell is done)
+    result = _js(browser, "window.jupyterapp.commands.execute('notebook:run-all-cells'); return 'ok';")
     assert result == "ok", result
 
     def idle_and_done():
