@@ -62,13 +62,7 @@ def _outputs(rosta, glance_logits, focus_logits):
             "fusion": collaborative_matting(rosta, g, f)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: one intra-op thread is faster, and far faster on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

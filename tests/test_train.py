@@ -48,12 +48,7 @@ def world(tmp_path_factory):
     return _world(tmp_path_factory.mktemp("world"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(world, out, **overrides):
