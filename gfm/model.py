@@ -37,6 +37,7 @@ from torch import nn
 
 from gfm.backbones import Encoder, create_encoder, list_backbones, load_imagenet_weights
 from gfm.complexity import count_parameters
+from gfm.fuse import fold_batch_norms, fuse_pointwise, keep_large_allocations_on_heap
 
 __all__ = [
     "ROSTAS",
@@ -243,23 +244,27 @@ class GFM(nn.Module):
             d = getattr(self, f"decoder{L}_g")(feats[L])
         else:
             ctx = self.psp_module(feats[L])
-            d = getattr(self, f"decoder{L}_g")(torch.cat((ctx, feats[L]), 1))
+            d = getattr(self, f"decoder{L}_g")(self._join(ctx, feats[L]))
         for i in range(L - 1, 0, -1):
-            inp = torch.cat((getattr(self, f"psp{i + 1}")(ctx), d), 1) if self.ppm == "five" else d
+            inp = self._join(getattr(self, f"psp{i + 1}")(ctx), d) if self.ppm == "five" else d
             d = getattr(self, f"decoder{i}_g")(inp)
         if self.ppm == "five" and self.strides[0] != 1:
-            d = torch.cat((self.psp1(ctx), d), 1)
+            d = self._join(self.psp1(ctx), d)
         return d
 
     def _focus(self, feats: list, suffix: str) -> torch.Tensor:
         L = self.levels
-        top = torch.cat((self.bridge_block(feats[L]), feats[L]), 1) if self.bridge else feats[L]
+        top = self._join(self.bridge_block(feats[L]), feats[L]) if self.bridge else feats[L]
         d = getattr(self, f"decoder{L}{suffix}")(top)
         for i in range(L - 1, 0, -1):
-            d = getattr(self, f"decoder{i}{suffix}")(torch.cat((d, feats[i]), 1))
+            d = getattr(self, f"decoder{i}{suffix}")(self._join(d, feats[i]))
         if self.strides[0] != 1:
-            d = torch.cat((d, feats[0]), 1)
+            d = self._join(d, feats[0])
         return d
+
+    def _join(self, *parts: torch.Tensor):
+        """Channel concatenation feeding a decoder block (:func:`gfm.fuse.fuse_pointwise` defers it)."""
+        return torch.cat(parts, 1)
 
 
 def collaborative_matting(rosta: str, glance: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
@@ -356,21 +361,26 @@ def optimise_for_inference(model: GFM, device: str | torch.device = "cpu", preci
                            compile: bool = False) -> Callable[[torch.Tensor], dict]:
     """Return ``run(x) -> output dict`` for fast inference of ``model`` on ``device``.
 
-    ``fp32`` folds every batch norm into the preceding convolution and runs channels-last under
-    ``torch.inference_mode`` (same results as the eval-mode model to ~1e-4 on 0-255 inputs);
-    ``bf16`` does the same under bfloat16 autocast (CPU) / float16 autocast (CUDA) and returns
-    float32 outputs -- only worth it on CPUs with native bf16 (AVX512-BF16/AMX) or on GPUs.
-    ``compile=True`` also wraps the folded model in ``torch.compile`` (inductor, weights frozen
-    as constants): the first call per input shape compiles for tens of seconds, later calls
-    fuse ReLUs, additions and concatenations into the oneDNN convolutions; use it for many
-    images of one size. The model itself is left untouched (a folded copy is made). See
-    ``benchmarks/bench_inference.py`` for measured speed-ups.
+    Works on a copy (the model itself is untouched): batch norms folded into the convolutions
+    and channels-last layout (:mod:`gfm.fuse`), under ``torch.inference_mode``. On the CPU in
+    ``fp32`` the convolutions also run with their ReLUs, residual additions and input
+    concatenations fused into oneDNN primitives, and glibc keeps large blocks on the heap
+    (:func:`gfm.fuse.keep_large_allocations_on_heap`, process-wide); the outputs equal the
+    eval-mode model's to ~1e-5 on 0-255 inputs. ``bf16`` runs the folded copy under bfloat16
+    autocast (CPU) / float16 autocast (CUDA) and returns float32 outputs -- only worth it on
+    CPUs with native bf16 (AVX512-BF16/AMX) or on GPUs. ``compile=True`` also wraps the copy in
+    ``torch.compile`` (inductor, weights frozen): tens of seconds per new input shape, then
+    little further gain over the fused CPU path. ``benchmarks/bench_inference.py`` measures it.
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     device = torch.device(device)
     folded = fold_batch_norms(model).to(device)
     folded = folded.to(memory_format=torch.channels_last)
+    if device.type == "cpu" and precision == "fp32" and not compile:
+        fuse_pointwise(folded)
+    if device.type == "cpu":
+        keep_large_allocations_on_heap()
     forward = torch.compile(folded, dynamic=False, options={"freezing": True}) if compile else folded
     autocast_dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
 
@@ -384,40 +394,6 @@ def optimise_for_inference(model: GFM, device: str | torch.device = "cpu", preci
 
     run.model = folded
     return run
-
-
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """Eval-mode copy of ``model`` with each ``Conv2d -> BatchNorm2d`` pair of a Sequential fused.
-
-    Shared modules stay shared (the copy is a ``deepcopy``); a folded batch norm becomes
-    ``nn.Identity`` so module indices, and thus the module tree, are unchanged.
-    """
-    import copy
-
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = copy.deepcopy(model).eval()
-    done = set()
-    for module in folded.modules():
-        if id(module) in done:
-            continue
-        done.add(id(module))
-        children = list(module.named_children())
-        for (name_a, a), (name_b, b) in zip(children, children[1:]):
-            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and isinstance(module, nn.Sequential):
-                setattr(module, name_a, fuse_conv_bn_eval(a, b))
-                setattr(module, name_b, nn.Identity())
-        for name in ("conv1", "conv2", "conv3"):  # ResNet blocks: conv{k} -> bn{k}
-            conv, bn = getattr(module, name, None), getattr(module, "bn" + name[-1], None)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, name, fuse_conv_bn_eval(conv, bn))
-                setattr(module, "bn" + name[-1], nn.Identity())
-        downsample = getattr(module, "downsample", None)
-        if isinstance(downsample, nn.Sequential) and len(downsample) == 2 \
-                and isinstance(downsample[0], nn.Conv2d) and isinstance(downsample[1], nn.BatchNorm2d):
-            downsample[0] = fuse_conv_bn_eval(downsample[0], downsample[1])
-            downsample[1] = nn.Identity()
-    return folded
 
 
 # --------------------------------------------------------------------------------------------
