@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from gfm import dataset as ds
-from gfm.io import write_image
 
 KEYS = ("image", "alpha", "fg", "bg", "trimap", "erosion", "dilation")
 

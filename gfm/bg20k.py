@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -38,7 +37,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from gfm.io import list_images, write_image, write_text
+from gfm.io import atomic_dir, list_images, write_image, write_text
 
 #: Why a candidate was rejected ("ok" for kept images), in the order the checks run.
 REASONS = ("ok", "unreadable", "grayscale", "cmyk", "16bit", "too_small", "low_resolution",
@@ -116,9 +115,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
     paths = list_images(candidates_dir)
     _check_unique_names(paths)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as build:
         staging = build / "staging"
         staging.mkdir()
         options = dict(min_short_side=min_short_side, short_side=short_side, tiny_side=tiny_side,
@@ -142,10 +139,6 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
         shutil.rmtree(staging)
         manifest = manifest.reindex(columns=MANIFEST_COLUMNS)
         write_text(build / "manifest.csv", manifest.to_csv(index=False))
-        _replace_folder(build, out_dir)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -614,17 +607,6 @@ def _detect_objects(manifest: pd.DataFrame, staging: Path, *, min_box_fraction: 
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (rgb.shape[0] * rgb.shape[1])
             big = scores[area >= min_box_fraction]
             manifest.at[row, "saliency_score"] = float(big.max()) if len(big) else 0.0
-
-
-def _replace_folder(build: Path, out_dir: Path) -> None:
-    """Rename ``build`` onto ``out_dir``; a previous ``out_dir`` is removed only afterwards."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-    os.replace(build, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _colour_bit_depth(path: Path, fmt: str | None) -> int:

@@ -32,7 +32,6 @@ import posixpath
 import shutil
 import stat
 import tarfile
-import tempfile
 import time
 import warnings
 import zipfile
@@ -43,7 +42,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from gfm import layout
-from gfm.io import ImageError, alpha_conversion, list_images, read_alpha, read_image, write_image, write_json
+from gfm.io import (ImageError, alpha_conversion, atomic_dir, list_images, read_alpha, read_image, write_image,
+                    write_json)
 
 #: Folder of the released checkpoints inside the datasets folder (``<datasets>/pretrained/<name>.pth``).
 PRETRAINED = "pretrained"
@@ -291,9 +291,7 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
     """
     registry = dict(registry) if registry is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
     out = Path(datasets_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(out)
-    try:
+    with atomic_dir(out) as tmp:
         placed: dict[Path, Path] = {}
         for name, root in roots.items():
             if name not in registry:
@@ -316,10 +314,6 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
             if (tmp / folder).is_dir():
                 report["counts"][folder] = sum(1 for p in (tmp / folder).iterdir() if not p.name.startswith("."))
         write_json(tmp / SUMMARY, report)
-        _swap_in(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return report
 
 
@@ -549,14 +543,8 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, kind
     if kind == "none":
         raise UnsafeArchiveError(f"{archive}: not a zip or tar archive")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(dest)
-    try:
+    with atomic_dir(dest) as tmp:
         _extract_into(archive, kind, tmp, max_unpacked_bytes, _Budget(max_unpacked_bytes))
-        _swap_in(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return dest
 
 
@@ -815,9 +803,7 @@ def _unpack(files: list[tuple[Path, Path, str]], dest: Path, hashes: dict, *, ma
     stamp = dest / _STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == hashes:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(dest)
-    try:
+    with atomic_dir(dest) as tmp:
         budget = _Budget(max_unpacked_bytes)
         for path, rel, kind in files:
             if kind == "none":
@@ -825,10 +811,6 @@ def _unpack(files: list[tuple[Path, Path, str]], dest: Path, hashes: dict, *, ma
             else:
                 _extract_into(path, kind, tmp, max_unpacked_bytes, budget)
         write_json(tmp / _STAMP, hashes)
-        _swap_in(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return dest
 
 
@@ -1006,29 +988,6 @@ def _link_or_copy(src: Path, dst: Path, *, link: bool) -> None:
         except OSError:
             pass
     shutil.copy2(src, dst)
-
-
-def _temp_sibling(dest: Path) -> Path:
-    """An empty folder beside ``dest`` (same file system, so it can be renamed onto it), mode 0777 & ~umask."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
-    return tmp
-
-
-def _swap_in(new: Path, dest: Path) -> None:
-    """Rename the complete folder ``new`` onto ``dest``, replacing (then deleting) an old one."""
-    old = None
-    if dest.exists() or dest.is_symlink():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(dest, old)
-    os.replace(new, dest)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
 
 
 def _by_stem(folder: Path, problems: list[str], duplicates: list[Path]) -> dict[str, Path]:

@@ -37,9 +37,6 @@ stored triplet (up to clipping).
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -412,7 +409,7 @@ def build_composites(matting_train_dir, backgrounds_dir, out_dir, route: str, *,
 
     from gfm.denoise import METHODS as DENOISERS, denoise_folder, parallel_map
     from gfm.foreground import METHODS as FG_METHODS
-    from gfm.io import list_images, write_json, write_text
+    from gfm.io import atomic_dir, list_images, write_json, write_text
     from gfm.layout import Split
 
     if route not in ROUTES:
@@ -445,9 +442,7 @@ def build_composites(matting_train_dir, backgrounds_dir, out_dir, route: str, *,
         denoise_folder(fg_dir, fg_dn_dir, denoiser, workers, progress=progress)
         denoise_folder(backgrounds_dir, bg_dn_dir, denoiser, workers, progress=progress)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{route}.", suffix=".tmp", dir=out_dir))
-    try:
+    with atomic_dir(out_dir / route) as tmp:
         for layer in LAYERS:
             (tmp / layer).mkdir()
         children = np.random.SeedSequence(seed).spawn(len(names))
@@ -463,10 +458,6 @@ def build_composites(matting_train_dir, backgrounds_dir, out_dir, route: str, *,
                                          "fg_method": fg_method, "denoiser": denoiser,
                                          "backgrounds": str(backgrounds_dir),
                                          "foregrounds": str(split.root)})
-        _replace_dir(tmp, out_dir / route)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return records
 
 
@@ -536,17 +527,6 @@ def _compose_foreground(name, mask_path, fg_dir, backgrounds, seed_seq, config, 
                      "denoiser": denoiser if rec["denoise"] else "", "fg_method": fg_method,
                      "seed": seed})
     return rows
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename ``src`` onto ``dst``, replacing an existing ``dst`` (moved aside, then deleted)."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old.{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _blend_u8(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -29,7 +29,6 @@ epoch's permutation and only rank 0 writes files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -44,7 +43,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from gfm import losses
-from gfm.dataset import MattingDataset, to_tensor_input, training_samples
+from gfm.dataset import MattingDataset, training_samples
 from gfm.io import atomic_path, write_json, write_text
 from gfm.model import build_gfm, count_parameters
 

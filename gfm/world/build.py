@@ -28,15 +28,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from gfm import layout
-from gfm.io import write_bytes, write_json, write_text
+from gfm.io import atomic_dir, write_bytes, write_json, write_text
 from gfm.trimap import trimap
 from gfm.world.camera import decode_jpeg, encode_jpeg, expose, random_camera
 from gfm.world.scenes import add_salient_objects, make_scene
@@ -114,14 +112,8 @@ def build_world(out: str | os.PathLike, seed: int = 0, *, n_train: int = 48, n_v
                   coco_noise_sigma=list(coco_noise_sigma), coco_jpeg_quality=list(coco_jpeg_quality),
                   candidate_fractions=dict(candidate_fractions or
                                            {"lowres": 0.12, "duplicate": 0.12, "salient": 0.14, "corrupt": 0.08}))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         manifest = _generate(tmp, seed, params)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -409,17 +401,3 @@ def _check_replaceable(out: Path) -> None:
                          "refusing to replace it")
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    """Move ``new`` onto ``out``; an existing ``out`` is swapped away first and then deleted."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rmdir(old)
-    os.rename(out, old)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
