@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import functools
 import platform
 import types
 
@@ -185,8 +186,21 @@ def _folded(block: nn.Module) -> bool:
 
 
 def _onednn_path(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and _has_fused_ops()
             and not (torch.is_grad_enabled() and x.requires_grad) and not torch.is_autocast_enabled("cpu"))
+
+
+@functools.cache
+def _has_fused_ops() -> bool:
+    """oneDNN's fused convolution ops (PyTorch's private ``mkldnn::_convolution_pointwise``) exist."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        torch.ops.mkldnn._convolution_pointwise.binary
+        torch.ops.mkldnn._reorder_convolution_weight
+    except (AttributeError, RuntimeError):
+        return False
+    return True
 
 
 _heap_kept = False

@@ -104,3 +104,17 @@ def test_keep_large_allocations_on_heap_is_idempotent():
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert keep_large_allocations_on_heap() is expected
     assert keep_large_allocations_on_heap() is expected
+
+
+def test_without_onednn_fused_ops_the_same_model_runs_on_plain_convolutions(monkeypatch, one_thread):
+    import gfm.fuse
+
+    monkeypatch.setattr(gfm.fuse, "_has_fused_ops", lambda: False)
+    torch.manual_seed(0)
+    model = _with_batch_statistics(build_gfm("r18_lite", "TT"))
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        reference = model(x)
+    out = optimise_for_inference(model, "cpu", "fp32")(x)
+    for key in ("glance", "focus"):
+        torch.testing.assert_close(out[key], reference[key], rtol=0, atol=1e-4)
