@@ -20,7 +20,6 @@ import copy
 import ctypes
 import functools
 import platform
-import types
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +38,7 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     becomes ``nn.Identity`` so module indices, and thus the module tree, are unchanged.
     """
     folded = copy.deepcopy(model).eval()
-    done = set()
-    for module in folded.modules():
-        if id(module) in done:
-            continue
-        done.add(id(module))
+    for module in folded.modules():  # each shared module once
         children = list(module.named_children())
         for (name_a, a), (name_b, b) in zip(children, children[1:]):
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and isinstance(module, nn.Sequential):
@@ -70,8 +65,8 @@ class FusedConv2d(nn.Module):
         super().__init__()
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError("FusedConv2d needs explicit zero padding")
-        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.weight = nn.Parameter(conv.weight.detach(), requires_grad=False)  # the folded copy's own tensors
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach(), requires_grad=False)
         self.relu = relu
         self.geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self._splits: dict = {}
@@ -171,8 +166,12 @@ def fuse_pointwise(model: nn.Module) -> nn.Module:
             if relu:
                 setattr(module, kids[j][0], nn.Identity())
     if hasattr(model, "_join") and _decoders_take_parts(model):
-        model._join = types.MethodType(lambda self, *parts: parts if len(parts) > 1 else parts[0], model)
+        model._join = _parts  # an instance attribute shadows GFM._join
     return model
+
+
+def _parts(*parts: torch.Tensor):
+    return parts if len(parts) > 1 else parts[0]
 
 
 def _decoders_take_parts(model: nn.Module) -> bool:
