@@ -1,4 +1,4 @@
-"""Training-sample throughput: gfm.dataset.MattingDataset vs a reference written the official way.
+"""Training-sample throughput: gfm.train.dataset.MattingDataset vs a reference written the official way.
 
 The reference follows the official ``MattingDataset`` / ``MattingTransform`` approach for the
 ORI-Track with F and B read from files (``--fg_generate closed_form``): PIL decodes image, mask,
@@ -6,7 +6,7 @@ F and B; the trimap (kernel 25), dilation and erosion (kernel 50) are computed o
 full-resolution masks, as are the two subtraction maps; all nine maps are cropped, flipped and
 resized one by one, then converted to float32 tensors. ``skimage.transform.resize`` brings B to
 the image size when they differ (the official COMP-Track path; never in the embedded world).
-It takes gfm's random draws (``gfm.dataset.draw_crop`` on its own trimap) and resizes the label
+It takes gfm's random draws (``gfm.train.dataset.draw_crop`` on its own trimap) and resizes the label
 maps with nearest neighbour like gfm, so that the outputs can be compared.
 
 gfm decodes with OpenCV, computes erosion/dilation on the crop grown by the kernel radius only,
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from gfm import dataset as ds
+from gfm.train import dataset as ds
 
 KEYS = ("image", "alpha", "fg", "bg", "trimap", "erosion", "dilation")
 

@@ -6,9 +6,9 @@ Variants (``--variants``):
                    ``torch.no_grad``, batch norms as separate layers, default allocator. The
                    baseline of every ratio.
 ``official+heap``  the same with glibc keeping large blocks on the heap
-                   (:func:`gfm.fuse.keep_large_allocations_on_heap`): how much of the gain is the
+                   (:func:`gfm.model.fuse.keep_large_allocations_on_heap`): how much of the gain is the
                    allocator alone.
-``fp32``           :func:`gfm.model.optimise_for_inference` (BN folded, channels-last, oneDNN
+``fp32``           :func:`gfm.model.network.optimise_for_inference` (BN folded, channels-last, oneDNN
                    convolutions with fused ReLU / residual add / concatenation, heap allocator).
 ``fp32-compile``   the same folded model under ``torch.compile`` (first call compiles).
 ``bf16``           the folded model under bfloat16 autocast.
@@ -22,7 +22,7 @@ compared only where the glance top-2 margin exceeds ``--margin`` (elsewhere any 
 the arg-max); the number of such pixels is printed.
 
 ``--checkpoint`` and ``--validation`` also score a trained model on a validation split in fp32 and
-in bf16 (:func:`gfm.evaluate.evaluate_model`) and print the change in SAD that bf16 causes::
+in bf16 (:func:`gfm.evaluate.run.evaluate_model`) and print the change in SAD that bf16 causes::
 
     PYTHONPATH=. python benchmarks/bench_inference.py --backbone r34 --rosta TT --size 800 \\
         --checkpoint artifacts/models/ori-tt/checkpoint.pt --validation artifacts/datasets
@@ -106,10 +106,10 @@ def _report(args, variants, runs, tmp: Path) -> None:
 def _worker(args) -> None:
     import torch
 
-    from gfm.complexity import count_macs
-    from gfm.fuse import keep_large_allocations_on_heap
-    from gfm.model import build_gfm, optimise_for_inference
-    from gfm.train import cpu_has_native_bf16
+    from gfm.model.complexity import count_macs
+    from gfm.model.fuse import keep_large_allocations_on_heap
+    from gfm.model.network import build_gfm, optimise_for_inference
+    from gfm.core.device import cpu_has_native_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,8 +153,8 @@ def _differences(out: dict, ref: dict, margin: float) -> str:
 
 
 def _bf16_sad(args) -> None:
-    from gfm.evaluate import evaluate_model
-    from gfm.infer import load_model
+    from gfm.evaluate.run import evaluate_model
+    from gfm.model.infer import load_model
 
     if not args.validation:
         raise SystemExit("--checkpoint needs --validation")

@@ -1,4 +1,4 @@
-"""Speed and parity of gfm.metrics against the official GFM evaluation functions.
+"""Speed and parity of gfm.evaluate.metrics against the official GFM evaluation functions.
 
 Generates realistic 1080×1440 pairs (a smooth matte with a furry, wavy boundary; the prediction is
 the ground truth plus structured errors: a smooth bias in the transition band, false-positive
@@ -7,7 +7,7 @@ blobs in the background, holes in the foreground, fine noise), then times in the
 * the official functions as ``core/test.py`` calls them (``--official PATH`` = the ``core/`` folder
   of an official checkout, e.g. ``git -C <mirror> archive HEAD | tar -x -C /tmp/gfm_official``
   then ``--official /tmp/gfm_official/core``; the official code is never copied into this repo),
-* :func:`gfm.metrics.evaluate` (``convention="gfm"``) and its per-metric parts,
+* :func:`gfm.evaluate.metrics.evaluate` (``convention="gfm"``) and its per-metric parts,
 
 and prints per-metric times, the total speed-up and the largest relative difference per key.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gfm import metrics
-from gfm.trimap import trimap as make_trimap
+from gfm.evaluate import metrics
+from gfm.core.trimap import trimap as make_trimap
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _profile(args) -> int:
-    from gfm import profiles
+    from gfm.core import profiles
 
     changed = profiles.apply(args.name, args.params)
     print(f"{args.params}: profile {args.name!r} applied, {len(changed)} value(s) changed")
@@ -64,7 +64,7 @@ def _profile(args) -> int:
 
 
 def _world_build(args) -> int:
-    from gfm.world import build_world
+    from gfm.data.world import build_world
 
     sizes = {k: v for k, v in vars(args).items()
              if k in ("n_train", "n_val", "n_candidates", "n_coco", "short_side", "long_side") and v is not None}
@@ -78,7 +78,7 @@ def _world_build(args) -> int:
 def _html(args) -> int:
     from pathlib import Path
 
-    from gfm import html
+    from gfm.report import html
 
     notebooks = sorted(Path(args.notebooks).glob("*.ipynb"))
     if not notebooks:

@@ -7,9 +7,9 @@
 For every image (a folder contributes the images directly inside it) it writes
 ``<out>/<stem>_alpha.png`` (8-bit grey alpha matte, the input's size) and
 ``<out>/<stem>_cutout.png`` (RGBA: the image's colours, or an estimated foreground with
-``--foreground ml|cf`` (:func:`gfm.foreground.estimate_foreground`), with the matte as alpha).
-The checkpoint is a training run folder / ``model.pt`` / ``checkpoint.pt`` of :mod:`gfm.train`,
-or a released GFM checkpoint with ``--official r34-tt`` (:func:`gfm.infer.load_model`).
+``--foreground ml|cf`` (:func:`gfm.compose.foreground.estimate_foreground`), with the matte as alpha).
+The checkpoint is a training run folder / ``model.pt`` / ``checkpoint.pt`` of :mod:`gfm.train.loop`,
+or a released GFM checkpoint with ``--official r34-tt`` (:func:`gfm.model.infer.load_model`).
 
 An unreadable or corrupt input is reported on stderr with its file name and skipped. Exit code:
 0 if at least one image succeeded, 1 if every image failed, 2 for a usage error (bad arguments,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gfm.io import IMAGE_SUFFIXES, ImageError, list_images, read_image, write_image
+from gfm.core.io import IMAGE_SUFFIXES, ImageError, list_images, read_image, write_image
 
 __all__ = ["add_matte_parser", "main_matte", "run_matte", "matte_image", "collect_inputs"]
 
@@ -59,7 +59,7 @@ def run_matte(args: argparse.Namespace) -> int:
     """
     from tqdm.auto import tqdm
 
-    from gfm.infer import load_model
+    from gfm.model.infer import load_model
 
     inputs, missing = collect_inputs(args.inputs)
     for path in missing:
@@ -94,10 +94,10 @@ def matte_image(model, image_path: str | Path, alpha_path: str | Path, cutout_pa
     """Matte one image file: write the alpha PNG and the RGBA cut-out; returns the uint8 matte.
 
     ``foreground``: ``"image"`` keeps the image's colours in the cut-out, ``"ml"`` / ``"cf"``
-    estimate the foreground colours (Germer et al. / Levin et al., :mod:`gfm.foreground`).
-    ``options`` go to :func:`gfm.infer.predict`.
+    estimate the foreground colours (Germer et al. / Levin et al., :mod:`gfm.compose.foreground`).
+    ``options`` go to :func:`gfm.model.infer.predict`.
     """
-    from gfm.infer import predict
+    from gfm.model.infer import predict
 
     if foreground not in FOREGROUNDS:
         raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {foreground!r}")
@@ -106,7 +106,7 @@ def matte_image(model, image_path: str | Path, alpha_path: str | Path, cutout_pa
     alpha8 = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
     colours = image
     if foreground != "image":
-        from gfm.foreground import estimate_foreground
+        from gfm.compose.foreground import estimate_foreground
 
         fg = estimate_foreground(image, alpha, method=foreground)
         colours = np.clip(np.rint(fg * 255.0), 0, 255).astype(np.uint8)
@@ -170,7 +170,7 @@ def plot_cutouts(image_paths, out_dir: str | Path, *, checker: int = 16):
     """
     import matplotlib.pyplot as plt
 
-    from gfm.io import read_alpha
+    from gfm.core.io import read_alpha
 
     image_paths = [Path(p) for p in image_paths]
     if not image_paths:

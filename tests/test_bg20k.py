@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gfm import bg20k
+from gfm.bg20k import build as bg20k
 
 
 # ---------------------------------------------------------------------------------------------- helpers

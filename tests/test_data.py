@@ -1,4 +1,4 @@
-"""Stage 1 (gfm.data): downloads against a real local HTTP server (resume, retry, 4xx, checksums, lock
+"""Stage 1 (gfm.data.fetch): downloads against a real local HTTP server (resume, retry, 4xx, checksums, lock
 file), safe extraction of malicious archives, Google Drive dispatch (gdown monkeypatched), pair
 validation, and the embedded and real routes end to end — all offline."""
 
@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gfm import data, layout
-from gfm.io import read_alpha
+from gfm.data import fetch as data
+from gfm.core import layout
+from gfm.core.io import read_alpha
 
 from httpserver import LocalServer
 

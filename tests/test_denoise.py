@@ -1,4 +1,4 @@
-"""Denoisers (gfm.denoise) and the cached denoising step."""
+"""Denoisers (gfm.compose.denoise) and the cached denoising step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from gfm import denoise as dn
-from gfm.io import read_image, write_image
+from gfm.compose import denoise as dn
+from gfm.core.io import sha256_file
+from gfm.core.io import read_image, write_image
 
 
 def _noisy_constant(size=64, sigma=10.0, seed=0):
@@ -61,7 +62,7 @@ def test_denoise_folder_caches_by_recipe_and_source(tmp_path):
     assert (first.method == "nlm").all()
     assert (dst / "manifest.csv").is_file()
     sidecar = json.loads((dst / "im0.recipe.json").read_text())
-    assert sidecar["recipe"]["method"] == "nlm" and sidecar["source_sha256"] == dn.file_sha256(src / "im0.jpg")
+    assert sidecar["recipe"]["method"] == "nlm" and sidecar["source_sha256"] == sha256_file(src / "im0.jpg")
     before = _mtimes(dst)
     np.testing.assert_array_equal(read_image(dst / "im1.png"),
                                   dn.denoise(read_image(src / "im1.jpg"), "nlm", sigma=10.0))

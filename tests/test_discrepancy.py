@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gfm import discrepancy
+from gfm.compose import discrepancy
 
 H = W = 160
 
@@ -193,7 +193,7 @@ def test_low_noise_on_uint8_is_not_quantised(sigma):
 
 
 def test_folder_gap_table_matches_files_by_name(tmp_path):
-    from gfm.io import write_image
+    from gfm.core.io import write_image
 
     alpha = _disc_alpha()
     images = {"b": _u8(_natural_texture(20)), "a": _u8(_natural_texture(21))}

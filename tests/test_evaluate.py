@@ -1,4 +1,4 @@
-"""Evaluation stage (gfm.evaluate): per-image scores, summaries, Table 6 grid, Table 7, figures."""
+"""Evaluation stage (gfm.evaluate.run): per-image scores, summaries, Table 6 grid, Table 7, figures."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from gfm import evaluate as ev
-from gfm import metrics
-from gfm.complexity import count_macs, count_parameters
-from gfm.infer import predict
-from gfm.io import read_alpha, read_image, write_image
-from gfm.model import build_gfm
-from gfm.trimap import trimap as make_trimap
+from gfm.evaluate import run as ev
+from gfm.evaluate import metrics
+from gfm.model.complexity import count_macs, count_parameters
+from gfm.model.infer import predict
+from gfm.core.io import read_alpha, read_image, write_image
+from gfm.model.network import build_gfm
+from gfm.core.trimap import trimap as make_trimap
 
 H, W = 64, 96
 
@@ -134,7 +134,7 @@ def test_evaluate_experiments_writes_outputs(datasets, models_dir, tmp_path):
 
 
 def _load(path):
-    from gfm.infer import load_model
+    from gfm.model.infer import load_model
 
     return load_model(path)[0]
 

@@ -1,11 +1,11 @@
-"""Foreground estimation (gfm.foreground): Levin et al.'s closed form vs the naive estimates."""
+"""Foreground estimation (gfm.compose.foreground): Levin et al.'s closed form vs the naive estimates."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gfm.foreground import METHODS, estimate_foreground, foreground_error
+from gfm.compose.foreground import METHODS, estimate_foreground, foreground_error
 
 
 def _synthetic(size=48):

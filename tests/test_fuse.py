@@ -1,4 +1,4 @@
-"""gfm.fuse: inference rewrites keep every output of every GFM variant."""
+"""gfm.model.fuse: inference rewrites keep every output of every GFM variant."""
 
 import platform
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gfm.fuse import FusedConv2d, fold_batch_norms, fuse_pointwise, keep_large_allocations_on_heap
-from gfm.model import build_gfm, optimise_for_inference
+from gfm.model.fuse import FusedConv2d, fold_batch_norms, fuse_pointwise, keep_large_allocations_on_heap
+from gfm.model.network import build_gfm, optimise_for_inference
 
 VARIANTS = [
     ("r34", "TT", {}), ("r34", "FT", {}), ("r34", "BT", {}), ("r34", "RIM", {}), ("r34_2b", "TT", {}),
@@ -107,9 +107,9 @@ def test_keep_large_allocations_on_heap_is_idempotent():
 
 
 def test_without_onednn_fused_ops_the_same_model_runs_on_plain_convolutions(monkeypatch, one_thread):
-    import gfm.fuse
+    import gfm.model.fuse
 
-    monkeypatch.setattr(gfm.fuse, "_has_fused_ops", lambda: False)
+    monkeypatch.setattr(gfm.model.fuse, "_has_fused_ops", lambda: False)
     torch.manual_seed(0)
     model = _with_batch_statistics(build_gfm("r18_lite", "TT"))
     x = torch.rand(1, 3, 64, 64) * 255

@@ -1,4 +1,4 @@
-"""Inference (gfm.infer): pass sizes, resizing back, the hybrid-resolution test, checkpoint loading."""
+"""Inference (gfm.model.infer): pass sizes, resizing back, the hybrid-resolution test, checkpoint loading."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from gfm.infer import load_model, parse_official, pass_size, pass_sizes, predict, predict_batch
-from gfm.model import build_gfm
+from gfm.model.infer import load_model, parse_official, pass_size, pass_sizes, predict, predict_batch
+from gfm.model.network import build_gfm
 
 
 class SizeStub(nn.Module):

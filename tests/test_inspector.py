@@ -9,8 +9,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from gfm import discrepancy, inspector  # noqa: E402
-from gfm.inspector import BackgroundItem, ForegroundItem, Settings  # noqa: E402
+from gfm.compose import discrepancy
+from gfm.ui import inspector  # noqa: E402
+from gfm.ui.inspector import BackgroundItem, ForegroundItem, Settings  # noqa: E402
 
 H, W = 72, 88
 

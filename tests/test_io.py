@@ -1,10 +1,10 @@
-"""gfm.io: atomic files and folders -- nothing half-written is ever visible."""
+"""gfm.core.io: atomic files and folders -- nothing half-written is ever visible."""
 
 import os
 
 import pytest
 
-from gfm.io import atomic_dir, atomic_path, replace_dir
+from gfm.core.io import atomic_dir, atomic_path, replace_dir
 
 
 def _listing(folder):

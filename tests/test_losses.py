@@ -14,9 +14,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from gfm import losses
-from gfm.model import collaborative_matting
-from gfm.trimap import dilation_mask, erosion_mask, trimap
+from gfm.train import losses
+from gfm.model.network import collaborative_matting
+from gfm.core.trimap import dilation_mask, erosion_mask, trimap
 
 OFFICIAL_TOTALS = {"TT": 0.9757784, "FT": 0.9717931, "BT": 0.6863053, "RIM": 13.3897877}
 OFFICIAL_TT_TERMS = {"glance": 1.1359099, "focus": 0.7576216, "fusion_alpha_lap": 1.5068990, "fusion_comp": 0.5026829}

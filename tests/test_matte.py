@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from gfm.io import write_image
+from gfm.core.io import write_image
 from gfm.matte import collect_inputs, main_matte
-from gfm.model import build_gfm
+from gfm.model.network import build_gfm
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A training run folder in the format gfm.train writes (model.pt + train_summary.json)."""
+    """A training run folder in the format gfm.train.loop writes (model.pt + train_summary.json)."""
     folder = tmp_path_factory.mktemp("models") / "tiny-tt"
     folder.mkdir()
     torch.manual_seed(0)
@@ -124,7 +124,7 @@ def test_plot_cutouts_shows_what_matte_wrote(run_dir, inputs, tmp_path):
 def test_max_side_default_is_the_inference_cap():
     import argparse
 
-    from gfm.infer import MAX_SIDE
+    from gfm.model.infer import MAX_SIDE
     from gfm.matte import add_matte_parser
 
     parser = add_matte_parser(argparse.ArgumentParser().add_subparsers())

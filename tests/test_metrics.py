@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gfm import metrics
-from gfm.trimap import trimap as make_trimap
+from gfm.evaluate import metrics
+from gfm.core.trimap import trimap as make_trimap
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -4,7 +4,7 @@ The parity fixtures (``tests/fixtures/official_gfm_*``) were recorded by running
 ``core/gfm.py`` (JizhiziLi/GFM, commit in the JSON) in /tmp with weights made by
 :func:`seeded_state_dict` below over the official key list, on the input made by
 :func:`seeded_input`; the tests rebuild the same weights and input, load them with
-:func:`gfm.model.load_official` and compare.
+:func:`gfm.model.network.load_official` and compare.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from gfm.backbones import list_backbones
-from gfm.model import (GFM, build_gfm, collaborative_matting, count_parameters, image_to_input,
+from gfm.model.backbones import list_backbones
+from gfm.model.network import (GFM, build_gfm, collaborative_matting, count_parameters, image_to_input,
                        load_official, optimise_for_inference)
 
 FIXTURES = Path(__file__).parent / "fixtures"

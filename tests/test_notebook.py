@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from gfm import notebook
+from gfm.core import notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 

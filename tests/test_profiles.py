@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gfm import profiles
+from gfm.core import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 

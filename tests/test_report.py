@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from gfm import report  # noqa: E402
-from gfm.io import write_image, write_text  # noqa: E402
+from gfm.report import paper as report  # noqa: E402
+from gfm.core.io import write_image, write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_DIR = ROOT.parent / "shared" / "paper"

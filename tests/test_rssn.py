@@ -1,4 +1,4 @@
-"""Composition routes (gfm.rssn): Eq. (1), the RSSN steps, route probabilities, the stage."""
+"""Composition routes (gfm.compose.rssn): Eq. (1), the RSSN steps, route probabilities, the stage."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gfm import rssn
-from gfm.io import read_alpha, read_image, write_image
-from gfm.layout import Split
+from gfm.compose import rssn
+from gfm.core.io import read_alpha, read_image, write_image
+from gfm.core.layout import Split
 
 # ---------------------------------------------------------------- Eq. (1) and the three steps
 

@@ -1,4 +1,4 @@
-"""Training samples (gfm.dataset) and the training loop (gfm.train): determinism, resume,
+"""Training samples (gfm.train.dataset) and the training loop (gfm.train.loop): determinism, resume,
 non-finite losses, bad files, DistributedDataParallel on two CPU processes."""
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gfm.infer import load_model
+from gfm.model.infer import load_model
 
-from gfm import dataset as ds
-from gfm import train as tr
-from gfm.io import ImageError, write_image
-from gfm.model import image_to_input
-from gfm.trimap import dilation_mask, erosion_mask, trimap
+from gfm.train import dataset as ds
+from gfm.core import device as gdevice
+from gfm.train import loop as tr
+from gfm.core.io import ImageError, write_image
+from gfm.model.network import image_to_input
+from gfm.core.trimap import dilation_mask, erosion_mask, trimap
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,12 +233,12 @@ def test_non_finite_loss_names_step_and_samples_and_keeps_the_checkpoint(world, 
 
 
 def test_device_and_precision_choices():
-    assert tr.resolve_device("cpu") == torch.device("cpu")
-    assert tr.resolve_precision("auto", torch.device("cpu")) == ("bf16" if tr.cpu_has_native_bf16() else "fp32")
+    assert gdevice.resolve_device("cpu") == torch.device("cpu")
+    assert gdevice.resolve_precision("auto", torch.device("cpu")) == ("bf16" if gdevice.cpu_has_native_bf16() else "fp32")
     with pytest.raises(ValueError, match="fp16"):
-        tr.resolve_precision("fp16", torch.device("cpu"))
+        gdevice.resolve_precision("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="device"):
-        tr.resolve_device("not-a-device")
+        gdevice.resolve_device("not-a-device")
 
 
 def test_figures(world, tmp_path):

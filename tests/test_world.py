@@ -1,4 +1,4 @@
-"""Tests of the embedded world (gfm.world): layout, furry mattes, Eq. 1 on the real photos,
+"""Tests of the embedded world (gfm.data.world): layout, furry mattes, Eq. 1 on the real photos,
 determinism, candidate truth labels, corrupt files and the atomic build — on a tiny world."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gfm import layout
-from gfm.io import ImageError, read_alpha, read_image
-from gfm.world import (BAD_FILES, CANDIDATE_COLUMNS, CANDIDATE_KINDS, UNREADABLE_FILES, Camera, build_world, defocus, expose, make_animal,
+from gfm.core import layout
+from gfm.core.io import ImageError, read_alpha, read_image
+from gfm.data.world import (BAD_FILES, CANDIDATE_COLUMNS, CANDIDATE_KINDS, UNREADABLE_FILES, Camera, build_world, defocus, expose, make_animal,
                        make_scene, photograph, world_summary)
-from gfm.world import build as world_build
+from gfm.data.world import build as world_build
 
 # 12 candidates: 2 lowres (one a tiny 8×8), 1 duplicate, 1 salient, 6 bad files (every variant), 2 clean
 TINY = dict(n_train=3, n_val=2, n_candidates=12, n_coco=3, short_side=120, long_side=160,

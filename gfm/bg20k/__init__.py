@@ -1,0 +1,1 @@
+"""Stage 2: constructing the BG-20k background set (Sect. 4.1)."""

@@ -1,0 +1,1 @@
+"""Stage 1 (Sect. 5): dataset registry, safe downloads and archives, validation, and the embedded world."""

@@ -1,0 +1,1 @@
+"""Stage 6: the paper's tables, figures and findings from the stage outputs, and the HTML pages."""

@@ -1,0 +1,1 @@
+"""Stage 4: training GFM (Sect. 3.3 losses, Sect. 6 implementation details)."""

@@ -1,0 +1,1 @@
+"""Interactive widgets (the only place importing ipywidgets)."""

@@ -1,0 +1,198 @@
+"""The package's shape (issue 10): stage deps that cannot go stale, no import cycles, one-way layers.
+
+Imports are read with :mod:`ast`, at module level and inside functions alike, starting from the code
+cells of each stage's notebooks (and from ``gfm <command>`` calls in a stage's ``cmd``).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "gfm"
+
+#: Layer of each subpackage: a module imports only from strictly lower layers or its own subpackage.
+LAYERS = {"core": 0, "data": 1, "model": 1, "bg20k": 2, "compose": 3, "train": 4, "evaluate": 5, "report": 6,
+          "ui": 7, "": 8}
+#: Narrower rules: these import only from the listed subpackages/modules (and their own subpackage).
+ONLY = {
+    "gfm.model": ("gfm.core",),                                # the model knows no data, composition or training
+    "gfm.data": ("gfm.core",),
+    "gfm.evaluate.metrics": ("gfm.core",),                     # metrics know no model
+    "gfm.report": ("gfm.core", "gfm.evaluate.metrics"),        # the report reads stage outputs, never stage code
+}
+
+
+def module_file(name: str) -> Path | None:
+    """The file of a gfm module (``gfm.core.io`` -> gfm/core/io.py), or None."""
+    parts = name.split(".")[1:]
+    base = PACKAGE.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imports_of(tree: ast.AST) -> set[str]:
+    """The gfm modules an AST imports (anywhere in it), resolved to modules that exist."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            if name == "gfm" or name.startswith("gfm."):
+                while name and module_file(name) is None:
+                    name = name.rpartition(".")[0]
+                if name:
+                    found.add(name)
+    return {m for m in found for m in _with_parents(m)}
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+@lru_cache(maxsize=None)
+def direct_imports(name: str) -> frozenset[str]:
+    path = module_file(name)
+    return frozenset(imports_of(ast.parse(path.read_text(), str(path))) - {name})
+
+
+def reach(start: set[str]) -> set[str]:
+    seen, todo = set(), list(start)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(direct_imports(name))
+    return seen
+
+
+def all_modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        names.append(".".join(parts))
+    return names
+
+
+def notebook_imports(path: Path) -> set[str]:
+    cells = json.loads(path.read_text())["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return imports_of(ast.parse(source, str(path)))
+
+
+def stages() -> dict[str, dict]:
+    """Each stage of dvc.yaml (``foreach`` stages once, by their template) -> {cmd, deps}."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in spec.items()}
+
+
+def stage_modules(stage: dict) -> set[str]:
+    """The gfm modules a stage runs: its notebooks' imports and ``gfm`` commands, transitively."""
+    start = set()
+    for nb in re.findall(r"(notebooks/\S+?\.ipynb)", stage["cmd"]):
+        start |= notebook_imports(ROOT / nb)
+    if re.search(r"(^|&&|;)\s*gfm\s", stage["cmd"]):
+        start.add("gfm.cli")
+    return reach(start)
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(ROOT).as_posix()
+    return any(rel == d.rstrip("/") or rel.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def layer(name: str) -> tuple[str, int]:
+    parts = name.split(".")
+    sub = parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else ""
+    return sub, LAYERS.get(sub, LAYERS[""])
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_stage_deps_cover_every_module_it_runs(name):
+    stage = stages()[name]
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+    modules = stage_modules(stage)
+    assert modules, f"stage {name}: runs no gfm module?"
+    missing = sorted(m for m in modules if not covered(module_file(m), deps))
+    assert not missing, f"dvc.yaml stage {name}: deps do not cover {missing}"
+    for nb in re.findall(r"(notebooks/\S+?\.ipynb)", stage["cmd"]):
+        assert nb in deps, f"dvc.yaml stage {name}: its notebook {nb} is not a dep"
+
+
+def test_no_import_cycles():
+    graph = {m: direct_imports(m) for m in all_modules()}
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if nxt in _with_parents(node):  # a module importing its own package's __init__ is no cycle
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+
+
+@pytest.mark.parametrize("name", all_modules())
+def test_imports_flow_one_way(name):
+    sub, level = layer(name)
+    for target in direct_imports(name):
+        if target in _with_parents(name) or target == "gfm":
+            continue
+        tsub, tlevel = layer(target)
+        if tsub == sub:
+            continue
+        assert tlevel < level, f"{name} (layer {sub or 'app'}) imports {target} (layer {tsub or 'app'})"
+        for prefix, allowed in ONLY.items():
+            if name == prefix or name.startswith(prefix + "."):
+                assert any(target == a or target.startswith(a + ".") for a in allowed), \
+                    f"{name} may import only {allowed}, not {target}"
+
+
+def test_only_ui_imports_ipywidgets():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if "ui" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(m.split(".")[0] == "ipywidgets" for m in mods):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"ipywidgets imported outside gfm/ui: {offenders}"
+
+
+def test_subpackage_inits_import_nothing():
+    for init in PACKAGE.glob("*/__init__.py"):
+        if init.parent.name == "world":
+            continue
+        tree = ast.parse(init.read_text())
+        assert not [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], \
+            f"{init.relative_to(ROOT)} imports: keep subpackage __init__ files free of imports"
+
+
+def test_walker_sees_function_level_imports(tmp_path):
+    tree = ast.parse("def f():\n    from gfm.core.io import write_json\n    import gfm.model.network\n")
+    assert {"gfm.core.io", "gfm.model.network"} <= imports_of(tree)
