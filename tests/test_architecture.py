@@ -104,10 +104,11 @@ def stages() -> dict[str, dict]:
 def stage_modules(stage: dict) -> set[str]:
     """The gfm modules a stage runs: its notebooks' imports and ``gfm`` commands, transitively."""
     start = set()
-    for nb in re.findall(r"(notebooks/\S+?\.ipynb)", stage["cmd"]):
+    for nb in re.findall(r"(?<!reports/)(notebooks/\S+?\.ipynb)", stage["cmd"]):
         start |= notebook_imports(ROOT / nb)
     if re.search(r"(^|&&|;)\s*gfm\s", stage["cmd"]):
         start.add("gfm.cli")
+    start |= {m for m in re.findall(r"python -m (gfm[\w.]*)", stage["cmd"]) if module_file(m)}
     return reach(start)
 
 
@@ -130,7 +131,7 @@ def test_stage_deps_cover_every_module_it_runs(name):
     assert modules, f"stage {name}: runs no gfm module?"
     missing = sorted(m for m in modules if not covered(module_file(m), deps))
     assert not missing, f"dvc.yaml stage {name}: deps do not cover {missing}"
-    for nb in re.findall(r"(notebooks/\S+?\.ipynb)", stage["cmd"]):
+    for nb in re.findall(r"(?<!reports/)(notebooks/\S+?\.ipynb)", stage["cmd"]):
         assert nb in deps, f"dvc.yaml stage {name}: its notebook {nb} is not a dep"
 
 
@@ -196,3 +197,26 @@ def test_subpackage_inits_import_nothing():
 def test_walker_sees_function_level_imports(tmp_path):
     tree = ast.parse("def f():\n    from gfm.core.io import write_json\n    import gfm.model.network\n")
     assert {"gfm.core.io", "gfm.model.network"} <= imports_of(tree)
+
+
+def test_stage_metrics_paths_are_the_configs():
+    """dvc.yaml's metrics files are the ones the stages write (gfm.core.config holds the paths)."""
+    from gfm.core.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    declared = {name: [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", [])]
+                for name, stage in stages().items()}
+    assert declared["download"] == [params.data.metrics_out]
+    assert declared["bg20k"] == [params.bg20k.metrics_out]
+    assert declared["compose"] == [params.compose.metrics_out]
+    assert declared["evaluate"] == [params.evaluate.metrics_out]
+    assert declared["paper"] == [params.report.findings_out]
+    assert declared["train"] == [params.train.metrics_path("${key}")]
+
+
+def test_train_stage_tracks_every_shared_training_knob():
+    """Each train@<experiment> stage lists every knob of params.yaml's train section but the grid."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    listed = set(stages()["train"]["params"])
+    missing = {f"train.{k}" for k in raw["train"] if k != "experiments"} - listed
+    assert not missing, f"dvc.yaml train stage: params do not list {sorted(missing)}"

@@ -80,7 +80,7 @@ def test_optional_knobs_have_the_notebook_defaults(params):
     assert params.data.n_samples == 4 and params.data.metrics_out == "metrics/download.json"
     assert params.compose.fg_error_images == 3 and params.compose.gap_images == 48
     assert params.evaluate.qualitative_images == 3
-    assert params.report.matte_images == 3 and params.report.matte_official is None
+    assert params.report.matte_images == 3
 
 
 def test_every_section_key_of_the_profiles_is_known(raw):
@@ -229,7 +229,6 @@ ERRORS = [
     (_set("train.experiments.ori-single.ppm", "none"), "train.experiments.ori-single.ppm", "decoder: single"),
     (_set("train.experiments", {}), "train.experiments", "at least one experiment"),
     (_set("train.experiments.bad name", {}), "train.experiments.bad name", "experiment name"),
-    (_set("report.matte_official", "r34_tt"), "report.matte_official", "BACKBONE-ROSTA"),
 ]
 
 
@@ -325,7 +324,6 @@ def test_to_dict_round_trip(raw, params):
     official = copy.deepcopy(raw)
     official["train"]["official_loss"] = ["gist_kernel"]
     official["train"]["experiments"]["ori-tt"].update(max_steps=10, pretrained="weights/r18.pth")
-    official["report"]["matte_official"] = "r34-tt"
     parsed = parse_params(official)
     assert parse_params(to_dict(parsed)) == parsed
     assert to_dict(parsed.train)["official_loss"] == ["gist_kernel"]

@@ -41,7 +41,7 @@ def test_paper_then_sample_round_trips(tmp_path):
     loaded = yaml.safe_load(params.read_text())
     assert changed["bg20k.min_short_side"] == (360, 1080)
     assert loaded["train"]["lr"] == 1e-5
-    assert loaded["compose"]["blur_kernels"] == "20,30,40,50,60"
+    assert loaded["compose"]["blur_kernels"] == [20, 30, 40, 50, 60]
     assert "ori-tt-d" in loaded["train"]["experiments"] and "ori-tt" not in loaded["train"]["experiments"]
     assert "# The experiment grid" in params.read_text(), "comments must survive"
     profiles.apply("sample", params)
@@ -64,3 +64,12 @@ def test_unknown_profile_and_unknown_key_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="bg20k.min_shortside"):
         profiles.apply("bad", params, profiles_dir=tmp_path)
     assert params.read_text() == (ROOT / "params.yaml").read_text(), "a failed apply must not write"
+
+
+def test_a_profile_giving_an_invalid_value_is_refused_before_writing(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    (tmp_path / "bad.yaml").write_text("compose: {p_blur: -0.5}\n")
+    with pytest.raises(ValueError, match="compose.p_blur"):
+        profiles.apply("bad", params, profiles_dir=tmp_path)
+    assert params.read_text() == (ROOT / "params.yaml").read_text()

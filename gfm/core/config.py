@@ -317,18 +317,6 @@ class _Pretrained:
 
 
 @dataclass(frozen=True)
-class _Official:
-    """A released checkpoint as ``BACKBONE-ROSTA`` (``r34-tt``): gfm.model.infer.parse_official."""
-
-    def __call__(self, value, ctx=None, key=""):
-        _Str()(value)
-        backbone, sep, rosta = value.rpartition("-")
-        if not sep or backbone not in BACKBONES or rosta.upper() not in ROSTAS:
-            raise _Invalid(f"expected BACKBONE-ROSTA (e.g. r34-tt, d121-rim), got {value!r}")
-        return value
-
-
-@dataclass(frozen=True)
 class _Section:
     cls: type
 
@@ -558,8 +546,6 @@ class ReportConfig:
     metrics_dir: str = _knob(_PATH, "metrics", doc="where the stage metrics are read")
     findings_out: str = _knob(_PATH, "metrics/findings.json")
     matte_images: int = _knob(_POSITIVE, 3, doc="images cut out by 07_matte")
-    matte_official: str | None = _knob(_Optional(_Official()), None,
-                                       doc="BACKBONE-ROSTA: cut out with a released checkpoint instead")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from gfm.core.config import parse_params
 from gfm.core.io import write_text
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
@@ -27,7 +28,8 @@ def apply(name: str, params_path: str | Path = "params.yaml", profiles_dir: str 
     """Overlay profile ``name`` onto ``params_path`` (atomically); return the keys that changed.
 
     Raises ``ValueError`` for an unknown profile or a profile key that ``params.yaml`` lacks
-    (a typo would otherwise silently add a knob that no stage reads).
+    (a typo would otherwise silently add a knob that no stage reads), and
+    :class:`gfm.core.config.ConfigError` when the result is not valid; ``params.yaml`` is then untouched.
     """
     profile_path = Path(profiles_dir) / f"{name}.yaml"
     if not profile_path.is_file():
@@ -41,6 +43,7 @@ def apply(name: str, params_path: str | Path = "params.yaml", profiles_dir: str 
     overlay = yaml.load(profile_path.read_text()) or {}
     changed: dict = {}
     _merge(params, overlay, changed, prefix="", source=profile_path)
+    parse_params(params, source=f"{params_path} + {profile_path}")
     buffer = io.StringIO()
     yaml.dump(params, buffer)
     write_text(params_path, buffer.getvalue())

@@ -53,6 +53,31 @@ def build_reports(notebooks: list[str | Path], html_dir: str | Path, *, title: s
     return write_text(html_dir / "index.html", _index(title, pages, metrics or {}, plots or []))
 
 
+def build_site(notebooks_dir: str | Path, out: str | Path, *, metrics_dir: str | Path = "metrics",
+               models_dir: str | Path = "artifacts/models") -> Path:
+    """HTML of every executed notebook in ``notebooks_dir`` plus the index, into ``out`` -> index path."""
+    notebooks = sorted(Path(notebooks_dir).glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"{notebooks_dir}: no executed notebooks")
+    return build_reports(notebooks, out, metrics=collect_metrics(metrics_dir), plots=loss_plots_svg(models_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gfm.report.html NOTEBOOK_DIR OUT_DIR``: the ``html`` stage."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gfm.report.html", description=build_site.__doc__)
+    parser.add_argument("notebooks", help="folder of executed notebooks (reports/notebooks)")
+    parser.add_argument("out", help="output folder (reports/html)")
+    parser.add_argument("--metrics", default="metrics", help="folder of metrics JSON files (default: metrics)")
+    parser.add_argument("--models", default="artifacts/models",
+                        help="folder of training runs with losses.csv (default: artifacts/models)")
+    args = parser.parse_args(argv)
+    index = build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models)
+    print(f"{index}: {len(list(Path(args.notebooks).glob('*.ipynb')))} report(s)")
+    return 0
+
+
 def collect_metrics(metrics_dir: str | Path = "metrics") -> dict:
     """Every JSON metrics file under ``metrics_dir`` as {path: content} (what ``dvc metrics show`` reads).
 
@@ -136,3 +161,7 @@ def _flatten(tree, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
