@@ -1,4 +1,4 @@
-"""gfm.stats: the two-level paired bootstrap, its coverage, and the verdict rules."""
+"""gfm.report.stats: the two-level paired bootstrap, its coverage, and the verdict rules."""
 
 import math
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from gfm import stats as st
+from gfm.report import stats as st
 
 
 def simulate(rng, delta, *, seeds=3, images=100, seed_sd=0.1, image_sd=3.0, noise_sd=1.0):

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from gfm.core.io import atomic_path, write_text
+from gfm.core.figures import save_figure  # noqa: F401  (re-exported for the notebooks)
+from gfm.core.io import write_text
 
 __all__ = [
     "NUMBERS_FILE", "DATA_SAMPLE", "DATA_REAL", "NOT_RUN", "NOT_PART",
@@ -498,14 +499,6 @@ def save_table(table: pd.DataFrame, out_dir: str | Path, name: str) -> tuple[Pat
     csv = write_text(out_dir / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     page = write_text(out_dir / f"{name}.html", pretty(table).to_html(index=False, border=0))
     return csv, page
-
-
-def save_figure(fig, out_dir: str | Path, name: str, *, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``<out_dir>/<name>.png`` (atomically)."""
-    path = Path(out_dir) / f"{name}.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    return path
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ seed variation): the interval is still valid over images, i.e. for *this* traine
 every verdict is ``inconclusive``.
 
 The interval is the percentile interval of ``n_boot`` replicates (default 4000, fixed ``seed``):
-about 5 ms for 3 seeds x 100 images. Ratios (relative effect, share of a change, fraction of a gap
+about 10 ms for 3 seeds x 100 images. Ratios (relative effect, share of a change, fraction of a gap
 closed) are computed on the same replicates, so the interval of a ratio reflects both levels too.
 
 Verdicts
@@ -147,7 +147,7 @@ def as_arm(values) -> np.ndarray:
     """``values`` as a float array shaped (n_seeds, n_images, n_metrics).
 
     Accepts (n_images,) (one seed, one metric), (n_seeds, n_images) (one metric) or the 3-D shape.
-    Raises ValueError on non-finite values (drop such images before, see gfm.claims).
+    Raises ValueError on non-finite values (drop such images before, see gfm.report.claims).
     """
     x = np.asarray(values, dtype=float)
     if x.ndim == 1:
@@ -200,9 +200,7 @@ def bootstrap_means(arms: Sequence, *, n_boot: int = N_BOOT, seed: int = 0, pair
     rng = np.random.default_rng(seed)
     observed = np.stack([x.mean(axis=(0, 1)) for x in xs])
     # image level: one multinomial count vector per replicate, shared by every arm and metric
-    picks = rng.integers(0, n, size=(n_boot, n))
-    counts = np.bincount((picks + n * np.arange(n_boot)[:, None]).ravel(), minlength=n * n_boot)
-    counts = counts.reshape(n_boot, n) / n
+    counts = _resample_weights(rng, n, n_boot)
     replicates = np.empty((n_boot, len(xs), m))
     weights = None
     for k, x in enumerate(xs):
@@ -212,11 +210,17 @@ def bootstrap_means(arms: Sequence, *, n_boot: int = N_BOOT, seed: int = 0, pair
         if s < 2:
             continue                                        # one seed: no seed level
         if weights is None or not paired_seeds:
-            weights = rng.multinomial(s, np.full(s, 1.0 / s), size=n_boot) / s   # (n_boot, s)
+            weights = _resample_weights(rng, s, n_boot)                         # (n_boot, s)
         row = x.mean(axis=1)                                # (s, m)
         deviation = row - row.mean(axis=0)
         replicates[:, k, :] += (weights @ deviation) * _seed_scale(x, small_sample)
     return observed, replicates
+
+
+def _resample_weights(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) weights of n items drawn with replacement (counts / n; each row sums to 1)."""
+    picks = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    return np.bincount(picks.ravel(), minlength=n * n_boot).reshape(n_boot, n) / n
 
 
 def _seed_scale(x: np.ndarray, small_sample: bool) -> np.ndarray:

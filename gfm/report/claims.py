@@ -1,4 +1,4 @@
-"""The paper's claims as data, judged over seeds and images with paired statistics (gfm.stats).
+"""The paper's claims as data, judged over seeds and images with paired statistics (gfm.report.stats).
 
 A :class:`Claim` names its arms by ROLE, not by experiment name (``arm("SINGLE",
 decoder="single")``), so one list of claims serves every profile: :func:`resolve_arms` finds, in a
@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import stats as st
+from gfm.report import stats as st
 
 __all__ = [
     "BASE_CONFIG", "MAIN_METRICS", "BLANK_RUN", "CHECKS", "KINDS", "Arm", "arm", "Claim", "paper_numbers",
@@ -169,17 +169,11 @@ class Claim:
 
 
 def _numbers_path(path: str | Path | None = None) -> Path:
-    if path is not None:
-        return Path(path)
-    here = Path(__file__).parent
-    for candidate in (here / _NUMBERS_FILE, here / "report" / _NUMBERS_FILE):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{_NUMBERS_FILE} not found next to {__file__} nor in its report/ folder")
+    return Path(path) if path is not None else Path(__file__).with_name(_NUMBERS_FILE)
 
 
 def paper_numbers(path: str | Path | None = None) -> dict[str, float]:
-    """``{id: value}`` of ``paper_numbers.yaml`` (next to this module, or in its ``report/`` folder)."""
+    """``{id: value}`` of ``paper_numbers.yaml`` (next to this module)."""
     with open(_numbers_path(path), encoding="utf-8") as f:
         entries = yaml.safe_load(f)
     return {entry["id"]: float(entry["value"]) for entry in entries}
@@ -242,7 +236,7 @@ def default_claims(numbers: Mapping[str, float] | None = None) -> tuple[Claim, .
               "{t1_ori_am2k_gfm_tt_r_sad}",
               (coco, rssn, ori), sad, "higher", "closes_gap", threshold=gap["min"],
               note=f"threshold = the smaller of the fractions the paper's GFM rows imply: "
-                   f"GFM(d) {gap['GFM(d)']:.3f}, GFM(r) {gap['GFM(r)']:.3f} (gfm.claims.paper_gap_fraction)"),
+                   f"GFM(d) {gap['GFM(d)']:.3f}, GFM(r) {gap['GFM(r)']:.3f} (gfm.report.claims.paper_gap_fraction)"),
         Claim("bg20k_background", "paper",
               "BG-20k backgrounds cut the error (vs COCO) mainly in the background area",
               "Sect. 5.3: the drop 'mainly attributes to the reduction of SAD error in the background area': SHM SAD "
@@ -807,7 +801,7 @@ def judge(claims: Sequence[Claim] | None, experiments: Mapping[str, Mapping], pe
     summary = {v: sum(e["verdict"] == v for e in out.values()) for v in st.VERDICTS}
     return _clean({"claims": out, "summary": summary,
                    "method": {"n_boot": int(n_boot), "seed": int(seed), "confidence": st.CONFIDENCE,
-                              "interval": "two-level (seeds, images) percentile bootstrap, gfm.stats"}})
+                              "interval": "two-level (seeds, images) percentile bootstrap, gfm.report.stats"}})
 
 
 def findings_table(result: Mapping) -> pd.DataFrame:
