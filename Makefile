@@ -15,9 +15,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt jupyter/jupyter_server_config.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
+	@# JupyterLab saves the stage notebooks without outputs (see jupyter/jupyter_server_config.py)
+	@mkdir -p $(VENV)/etc/jupyter && cp jupyter/jupyter_server_config.py $(VENV)/etc/jupyter/
 	@touch $(STAMP)
 
 ## Command 1: set up and regenerate every result on the embedded world (offline, CPU).
