@@ -1,0 +1,25 @@
+"""gfm.core.runner: a stage notebook runs with its parameters, one line per code cell, on an IPC kernel."""
+import io
+import json
+
+import nbformat
+
+from gfm.core.runner import run_notebook
+
+
+def test_runs_a_parameterised_notebook_and_reports_each_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    params = nbformat.v4.new_code_cell('who = "nobody"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_markdown_cell("# text"), nbformat.v4.new_code_cell("print('hello', who)")]
+    source = tmp_path / "stage.ipynb"
+    nbformat.write(nb, source)
+    stream = io.StringIO()
+    out = run_notebook(source, tmp_path / "out" / "stage.ipynb", {"who": "gfm"}, stream=stream)
+    executed = json.loads(out.read_text())
+    printed = ["".join(o.get("text", "")) for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert "hello gfm\n" in printed
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[2] for line in lines if " cell " in line] == ["1/3", "2/3", "3/3"], lines
+    assert lines[-1].startswith("[stage]") and lines[-1].endswith("in all")
+    assert "TCP" not in stream.getvalue()
