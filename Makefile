@@ -15,11 +15,13 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt jupyter/jupyter_server_config.py
+$(STAMP): pyproject.toml constraints.txt .jupyter/jupyter_server_config.py Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
-	@# JupyterLab saves the stage notebooks without outputs (see jupyter/jupyter_server_config.py)
-	@mkdir -p $(VENV)/etc/jupyter && cp jupyter/jupyter_server_config.py $(VENV)/etc/jupyter/
+	@# JupyterLab saves the stage notebooks without outputs (see .jupyter/jupyter_server_config.py)
+	@mkdir -p $(VENV)/etc/jupyter && cp .jupyter/jupyter_server_config.py $(VENV)/etc/jupyter/
+	@# `dvc plots show` offline: an HTML template with Vega inlined (from vl-convert), set in .dvc/config
+	@mkdir -p .dvc/plots && $(BIN)/python -c "import pathlib, vl_convert as v; pathlib.Path('.dvc/plots/offline.html').write_text('<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>gfm-companion plots</title><script>' + v.javascript_bundle() + '</script></head><body>{plot_divs}</body></html>')"
 	@touch $(STAMP)
 
 ## Command 1: set up and regenerate every result on the embedded world (offline, CPU).

@@ -52,7 +52,7 @@ def test_pre_save_hook_strips_only_stage_notebooks(tmp_path):
 
 
 def test_jupyter_config_installs_the_hook():
-    text = (ROOT / "jupyter" / "jupyter_server_config.py").read_text()
+    text = (ROOT / ".jupyter" / "jupyter_server_config.py").read_text()
     assert "pre_save_hook" in text
     makefile = (ROOT / "Makefile").read_text()
-    assert "jupyter/jupyter_server_config.py" in makefile, "make setup must install the Jupyter config"
+    assert ".jupyter/jupyter_server_config.py" in makefile, "make setup must install the Jupyter config"
