@@ -15,7 +15,8 @@ def test_runs_a_parameterised_notebook_and_reports_each_cell(tmp_path):
     source = tmp_path / "stage.ipynb"
     nbformat.write(nb, source)
     stream = io.StringIO()
-    out = run_notebook(source, tmp_path / "out" / "stage.ipynb", {"who": "gfm"}, stream=stream)
+    out = run_notebook(source, tmp_path / "out" / "stage.ipynb", {"who": "gfm"}, stream=stream,
+                       run_details=tmp_path / "run")
     executed = json.loads(out.read_text())
     printed = ["".join(o.get("text", "")) for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
     assert "hello gfm\n" in printed
@@ -23,3 +24,6 @@ def test_runs_a_parameterised_notebook_and_reports_each_cell(tmp_path):
     assert [line.split()[2] for line in lines if " cell " in line] == ["1/3", "2/3", "3/3"], lines
     assert lines[-1].startswith("[stage]") and lines[-1].endswith("in all")
     assert "TCP" not in stream.getvalue()
+    details = json.loads((tmp_path / "run" / "stage.json").read_text())
+    assert details["parameters"] == {"who": "gfm"} and details["wall_s"] > 0
+    assert {"commit", "cpu", "cpu_flags", "native_bf16", "torch", "python"} <= set(details)

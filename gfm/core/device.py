@@ -1,11 +1,9 @@
-"""Devices and numeric precision, decided once at run time (never assumed) and recorded in metrics."""
+"""Devices and numeric precision, decided at run time (never assumed); :mod:`gfm.core.runinfo` records them."""
 from __future__ import annotations
-
-import platform
 
 import torch
 
-__all__ = ["resolve_device", "resolve_precision", "cpu_has_native_bf16", "autocast", "machine"]
+__all__ = ["resolve_device", "resolve_precision", "cpu_has_native_bf16", "autocast"]
 
 
 def resolve_device(device: str | torch.device = "auto", *, local_rank: int | None = None) -> torch.device:
@@ -61,29 +59,3 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def machine(device: torch.device | str = "cpu") -> dict:
-    """What a run used: CPU model and capability, threads, device, torch version (for metrics and reports)."""
-    device = torch.device(device)
-    get = getattr(torch.cpu, "get_capabilities", None)
-    caps = get() if get is not None else {}
-    flags = sorted(k for k in ("avx2", "avx512_f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-                   if caps.get(k))
-    info = {"cpu": _cpu_model(), "cpu_flags": flags, "native_bf16": cpu_has_native_bf16(),
-            "threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
-            "python": platform.python_version()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

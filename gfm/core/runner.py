@@ -14,12 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from gfm.core import runinfo
+from gfm.core.io import write_json
+
 __all__ = ["run_notebook", "main"]
 
 
 def run_notebook(source: str | Path, output: str | Path, parameters: dict | None = None, *,
-                 timeout: int = 1800, stream=sys.stdout) -> Path:
-    """Execute ``source`` with ``parameters`` into ``output`` (papermill), reporting each cell to ``stream``."""
+                 timeout: int = 1800, stream=sys.stdout, run_details: str | Path | None = None) -> Path:
+    """Execute ``source`` with ``parameters`` into ``output`` (papermill), reporting each cell to ``stream``;
+    with ``run_details`` (a folder), write ``<run_details>/<output stem>.json`` (:func:`gfm.core.runinfo.run_details`)."""
     import papermill
     from jupyter_client.manager import KernelManager
     from papermill.engines import NBClientEngine, papermill_engines
@@ -59,9 +63,13 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
                     print(f"[{name}] {time.perf_counter() - start:.1f} s in all", file=stream, flush=True)
 
         papermill_engines.register("gfm-stage", StageEngine)
+        started = time.time()
         papermill.execute_notebook(str(source), str(output), parameters=parameters or {}, cwd=".",
                                    kernel_name="python3", engine_name="gfm-stage", progress_bar=False,
                                    execution_timeout=timeout)
+    if run_details is not None:
+        write_json(Path(run_details) / f"{name}.json",
+                   {"notebook": str(source), "parameters": parameters or {}, **runinfo.run_details(started=started)})
     return output
 
 
@@ -72,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a string parameter of the notebook's parameters cell (repeatable)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
+    parser.add_argument("--run-details", default="metrics/run",
+                        help="folder for <notebook>.json: commit, CPU, versions, wall time (default: metrics/run)")
     args = parser.parse_args(argv)
-    run_notebook(args.source, args.output, dict(args.parameter), timeout=args.timeout)
+    run_notebook(args.source, args.output, dict(args.parameter), timeout=args.timeout, run_details=args.run_details)
     return 0
 
 
