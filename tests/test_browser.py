@@ -3,7 +3,8 @@ that the composite's measurements update. Saves a screenshot to reports/browser/
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
 reason where they are missing. The notebook runs with tiny parameters (a copy whose parameters cell
-is rewritten), in a temporary folder served by JupyterLab on 127.0.0.1 with a token.
+are set in the scratch folder's params.yaml), in a temporary folder served by JupyterLab on 127.0.0.1
+with a token.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_rssn.ipynb"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-# parameter overrides for the browser run: one route, one background per foreground, few measurements,
+# params.yaml overrides for the browser run: one route, one background per foreground, few measurements,
 # composites written inside the scratch folder
-TINY = {"routes": '"bg20k"', "k": "1", "workers": "1", "fg_error_images": "1", "gap_images": "4",
-        "out": '"scratch/composites"', "metrics_out": '"scratch/compose.json"'}
+TINY = {"routes": ["bg20k"], "k": 1, "workers": 1, "fg_error_images": 1, "gap_images": 4,
+        "out": "scratch/composites", "metrics_out": "scratch/compose.json"}
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,31 +43,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _tiny_copy(dst: Path) -> Path:
-    """A copy of the RSSN notebook whose parameters cell sets tiny values."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    lines = []
-    for line in cell.source.splitlines():
-        name = line.split("=")[0].strip()
-        lines.append(f"{name} = {TINY[name]}" if name in TINY else line)
-    cell.source = "\n".join(lines)
-    path = dst / "notebooks" / NOTEBOOK.name
-    nbformat.write(nb, path)
-    return path
+def _tiny_params(dst: Path) -> None:
+    """The project's params.yaml with :data:`TINY` in its ``compose`` section (validated)."""
+    from ruamel.yaml import YAML
+
+    from gfm.core.config import load_params
+
+    yaml = YAML()
+    params = yaml.load((ROOT / "params.yaml").read_text())
+    params["compose"].update(TINY)
+    with open(dst / "params.yaml", "w") as handle:
+        yaml.dump(params, handle)
+    load_params(dst / "params.yaml")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab serving a scratch copy of the project (artifacts of a repro are reused if present)."""
     root = tmp_path_factory.mktemp("lab")
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, root / name)
+    shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
+    _tiny_params(root)
     for name in ("gfm", "data", "artifacts"):
         if (ROOT / name).exists():
             (root / name).symlink_to(ROOT / name)
     (root / "notebooks").mkdir()
-    notebook = _tiny_copy(root)
+    notebook = root / "notebooks" / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, notebook)
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
            "JUPYTER_RUNTIME_DIR": str(root / ".runtime"), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
