@@ -359,7 +359,7 @@ def test_train_kwargs_build_a_train_config(params):
     ("ROSTAS", "gfm.model.network", "ROSTAS"),
     ("STRATEGIES", "gfm.model.infer", "STRATEGIES"),
     ("OFFICIAL_DIFFERENCES", "gfm.train.losses", "OFFICIAL_DIFFERENCES"),
-    ("REAL_SOURCES", "gfm.data.fetch", "REGISTRY"),
+    ("REAL_SOURCES", "gfm.data.registry", "REGISTRY"),
 ])
 def test_choices_mirror_the_library(ours, module, theirs):
     assert tuple(getattr(config, ours)) == tuple(getattr(_module(module), theirs))

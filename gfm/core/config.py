@@ -63,8 +63,8 @@ __all__ = [
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")            # gfm.core.device.resolve_device
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")                       # gfm.train.loop.TrainConfig
-SOURCES = ("embedded", "real")                                      # gfm.data.fetch.run_download
-REAL_SOURCES = ("am2k", "bg20k", "coco", "p3m10k",                  # gfm.data.fetch.REGISTRY
+SOURCES = ("embedded", "real")                                      # gfm.data.materialise.run_download
+REAL_SOURCES = ("am2k", "bg20k", "coco", "p3m10k",                  # gfm.data.registry.REGISTRY
                 "gfm_d121_tt", "gfm_r34_tt", "gfm_r34_ft", "gfm_r34_bt", "gfm_r34_2b_tt", "gfm_r101_tt",
                 "gfm_d121_rim")
 DEDUP_METHODS = ("phash", "cnn")                                    # gfm.bg20k.build.DEDUP_METHODS
@@ -428,6 +428,7 @@ class BG20kConfig:
                                      doc="formats converted to 8-bit RGB instead of rejected")
     val_fraction: float = _knob(_Float(0.0, 1.0, min_open=True, max_open=True), doc="paper: 5k testval of 20k")
     workers: int = _knob(_POSITIVE)
+    gallery_per_reason: int = _knob(_POSITIVE, 4, doc="examples per reason in the Fig. 4 gallery")
     metrics_out: str = _knob(_PATH, "metrics/bg20k.json")
 
     def __post_init__(self):
@@ -490,7 +491,7 @@ class Experiment:
 class TrainStageConfig:
     """Stage 4 (04_train): the knobs every experiment shares, and the experiment grid."""
 
-    out: str = _knob(_PATH, doc="runs land in <out>/<experiment>/")
+    out: str = _knob(_PATH, doc="runs land in <out>/<experiment>/s<seed>/")
     input_size: int = _knob(_Int(min=32, multiple=32), doc="paper: 320")
     crop_sizes: tuple[int, ...] = _knob(_List(_POSITIVE), doc="paper: 640, 960, 1280")
     trimap_kernel: int = _knob(_POSITIVE, doc="TT trimap kernel; paper: 25")
@@ -506,6 +507,11 @@ class TrainStageConfig:
     on_bad_sample: str = _knob(_Str(ON_BAD_SAMPLE), "fail")
     n_preview: int = _knob(_POSITIVE, 4, doc="validation images shown after training")
     metrics_dir: str = _knob(_PATH, "metrics/train", doc="<metrics_dir>/<experiment>.json")
+    seeds: tuple[int, ...] = _knob(_List(_Int(min=0), unique=True), (0,),
+                                   doc="every experiment is trained once per seed (paper: one run)")
+    checkpoint_interval: float = _knob(_Float(0.0), 600.0,
+                                       doc="seconds between resumable checkpoints (at an epoch end; 0: every "
+                                           "epoch); one is always written after the last epoch")
 
     def metrics_path(self, experiment: str) -> str:
         return posixpath.join(self.metrics_dir, f"{experiment}.json")
@@ -530,11 +536,24 @@ class EvaluateConfig:
     workers: int = _knob(_POSITIVE, doc="processes computing the metrics")
     qualitative_images: int = _knob(_POSITIVE, 3)
     metrics_out: str = _knob(_PATH, "metrics/evaluate.json")
+    save_predictions: bool = _knob(_Bool(), True, doc="keep every run's mattes (false: the figures' images only)")
+    table6_images: int | None = _knob(_Optional(_POSITIVE), None,
+                                      doc="Table 6 on this many evenly spread validation images (default: all)")
+    # choices: the keys of gfm.evaluate.baselines.BASELINES
+    baselines: tuple[str, ...] = _knob(_List(_Str(("blank", "closed_form")), min_len=0, unique=True),
+                                       ("blank", "closed_form"), doc="reference mattes scored beside the models")
+
+    #: Folders of evaluate.out that are not experiments (gfm.evaluate.runs.RESERVED).
+    RESERVED = ("baselines", "figures")
 
     def _validate(self) -> Iterator[tuple[str, str]]:
         extra = [b for b in self.latency_backbones if b not in self.complexity_backbones]
         if extra:
             yield "latency_backbones", f"{extra[0]!r} is not in complexity_backbones (only those are timed)"
+        reserved = [e for e in self.experiments if e in self.RESERVED]
+        if reserved:
+            yield "experiments", (f"{reserved[0]!r} is the name of a folder of evaluate.out "
+                                  f"({', '.join(self.RESERVED)} are reserved): rename the experiment")
 
 
 @dataclass(frozen=True, kw_only=True)

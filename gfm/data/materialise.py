@@ -1,0 +1,368 @@
+"""Stage 1 — the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.2 BG-20k, MS COCO) and the
+released GFM checkpoints, downloaded safely or materialised from the embedded world.
+
+Two sources feed the same datasets folder (the layout of :mod:`gfm.core.layout`):
+
+* ``embedded`` (default): the committed synthetic world in ``data/`` is linked (hard links, or
+  copies across file systems) into ``<datasets>/``;
+* ``real``: the sources of :data:`gfm.data.registry.REGISTRY` are downloaded into ``downloads/``
+  (:mod:`gfm.data.fetch`: resumed, retried, checked before they land and before their sha256 is
+  recorded in the lock file), unpacked safely (:mod:`gfm.data.archive`), and mapped from their
+  official layout into ours.
+
+Either way every image/alpha pair of a matting set is validated (:mod:`gfm.data.validate`) and the
+datasets folder is built in a temporary sibling and renamed into place, so an interrupted run never
+leaves a half-built folder; the staging left by a killed run is removed by the next one
+(:func:`clean_stale_staging`). A cached download that is bad is reported once, with the way to
+refresh it: ``refresh=True``, or :func:`forget`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from gfm.core import layout
+from gfm.core.io import atomic_dir, sha256_file, write_json
+from gfm.data import registry
+from gfm.data.archive import MAX_UNPACKED_BYTES, archive_kind, link_or_copy, unpack
+from gfm.data.content import expected
+from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError, UnsafeArchiveError
+from gfm.data.fetch import (DEADLINE, check_download, discard_unresumable, fetch_gdrive, fetch_gdrive_folder, fetch_url,
+                            partials)
+from gfm.data.registry import EMBEDDED, GDRIVE, GDRIVE_FOLDER, MATTING_SETS, PRETRAINED, REGISTRY, Source
+from gfm.data.validate import validate_pairs
+
+#: Name of the report written into the datasets folder.
+SUMMARY = "summary.json"
+
+
+def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "artifacts/datasets", *,
+                 data_root: str | os.PathLike = "data", downloads: str | os.PathLike = "downloads",
+                 lock_file: str | os.PathLike = "data.lock.json",
+                 sources: str | Sequence[str] = ("am2k", "bg20k", "coco"),
+                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = 5, backoff: float = 1.0,
+                 timeout: float = 60.0, deadline: float = DEADLINE, refresh: bool = False, strict: bool = True,
+                 link: bool = True, metrics_out: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Stage 1: build ``datasets_out`` from the embedded world or from the paper's real sources.
+
+    Parameters
+    ----------
+    source : ``embedded`` (link ``data_root`` into ``datasets_out``) or ``real`` (download ``sources``).
+    datasets_out : the datasets folder (replaced atomically).
+    data_root : the embedded world (``world.json`` must exist).
+    downloads : cache of downloads and unpacked archives (real sources only).
+    lock_file : JSON of the sha256 of every downloaded file (recorded on first download; commit it).
+    sources : registry names, as a sequence or a comma-separated string (real sources only).
+    max_unpacked_bytes : refuse archives whose members add up to more than this.
+    retries, backoff, timeout, deadline : download retries after the first attempt, base delay in
+        seconds of the exponential backoff, the wait for the server per request, and the overall
+        bound of one download in seconds.
+    refresh : forget the cached downloads of ``sources`` (files, unpacked folders, lock entries)
+        and download them again (:func:`forget`).
+    strict : orphans, unreadable, ambiguous or size-mismatched pairs raise :class:`DataError` (else
+        they are dropped with a warning).
+    link : hard-link files when possible (copy otherwise).
+    metrics_out : optional JSON of the counts for ``dvc metrics``.
+    progress : show progress bars for downloads.
+
+    Returns
+    -------
+    report : dict with ``source``, ``datasets``, ``counts`` (files per set/split), ``warnings``,
+        ``converted``, ``dropped`` and, for real sources, ``downloads`` (name -> unpacked root).
+    """
+    for target in (datasets_out, metrics_out):
+        if target is not None:
+            clean_stale_staging(target)
+    if source == "embedded":
+        world = Path(data_root)
+        if not (world / "world.json").is_file():
+            raise DataError(f"{world}: no world.json; build the embedded world first (gfm world build --out {world})")
+        report = materialise({EMBEDDED.name: world}, datasets_out, strict=strict, link=link)
+    elif source == "real":
+        roots = download(sources, downloads, lock_file=lock_file, retries=retries, backoff=backoff, timeout=timeout,
+                         deadline=deadline, max_unpacked_bytes=max_unpacked_bytes, refresh=refresh,
+                         progress=progress)
+        report = materialise(roots, datasets_out, strict=strict, link=link)
+        report["downloads"] = {name: str(path) for name, path in roots.items()}
+    else:
+        raise ValueError(f"source must be 'embedded' or 'real', got {source!r}")
+    report["source"] = source
+    if metrics_out is not None:
+        write_json(metrics_out, {"source": source, "counts": report["counts"], "warnings": len(report["warnings"]),
+                                 "converted": report["converted"], "dropped": report["dropped"]})
+    return report
+
+
+def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike = "downloads", *,
+             lock_file: str | os.PathLike = "data.lock.json", retries: int = 5, backoff: float = 1.0,
+             timeout: float = 60.0, deadline: float = DEADLINE, max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
+             refresh: bool = False, progress: bool = True) -> dict[str, Path]:
+    """Download, verify and unpack ``sources``; return each source's unpacked root.
+
+    A download already present and matching its sha256 is not fetched again (one that differs is
+    fetched again, with a warning); an archive already unpacked from the same bytes is not unpacked
+    again. A file without a known sha256 is checked whole (type, archive integrity) before its
+    sha256 is recorded in ``lock_file``. A cached file that fails its checks raises one
+    :class:`ContentError` saying how to refresh it (``refresh=True`` here, or :func:`forget`).
+
+    Returns
+    -------
+    roots : ``{name: path}`` — the unpacked folder (``<downloads>/<name>.unpacked``) or, for a
+        source that is not an archive, the downloaded file itself.
+    """
+    downloads = Path(downloads)
+    chosen = registry.sources(sources)
+    clean_stale_staging(lock_file)
+    fetching = {"retries": retries, "timeout": timeout, "deadline": deadline,  # fetch_url also gets backoff
+                "max_unpacked_bytes": max_unpacked_bytes, "progress": progress}  # (gdown backs off by itself)
+    roots = {}
+    for source in chosen:
+        if refresh:
+            forget(source, downloads, lock_file)
+        target, unpacked = downloads / source.filename, downloads / f"{source.name}.unpacked"
+        for path in (target, unpacked):
+            clean_stale_staging(path)
+        discard_unresumable(target)
+        shas = _download_source(source, downloads, lock_file, fetching, backoff)
+        base = target if target.is_dir() else downloads
+        hashes = {p.relative_to(base).as_posix(): sha for p, sha in shas.items()}
+        try:
+            kinds = [(p, p.relative_to(base), archive_kind(p, source.archive)) for p in shas]
+            if len(kinds) == 1 and kinds[0][2] == "none":
+                roots[source.name] = kinds[0][0]
+                continue
+            roots[source.name] = unpack(kinds, unpacked, hashes, max_unpacked_bytes=max_unpacked_bytes)
+        except ContentError as error:
+            raise ContentError(f"{error}\n  {_refresh_hint(source, downloads, lock_file)}") from error
+    return roots
+
+
+def forget(source: str | Source, downloads: str | os.PathLike = "downloads",
+           lock_file: str | os.PathLike = "data.lock.json") -> list[Path]:
+    """Delete what stage 1 keeps of ``source``: its download in ``downloads`` (file or folder), the
+    partial downloads beside it, its unpacked folder, and its entries in ``lock_file``; the next
+    :func:`download` fetches it anew and records its new sha256. Returns the paths deleted."""
+    source = registry.sources([source])[0]
+    target = Path(downloads) / source.filename
+    gone = [p for p in (target, Path(downloads) / f"{source.name}.unpacked", *partials(target))
+            if p.exists() or p.is_symlink()]
+    for path in gone:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    registry.forget_lock(lock_file, source.name)
+    return gone
+
+
+def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.PathLike, *,
+                strict: bool = True, link: bool = True, registry: Mapping[str, Source] | None = None) -> dict:
+    """Map unpacked sources into the datasets folder, validate every matting pair, swap it in.
+
+    Parameters
+    ----------
+    roots : ``{source name: unpacked root}`` (as :func:`download` returns; ``embedded`` -> ``data/``).
+    datasets_out : the datasets folder; built in a temporary sibling and renamed into place (an
+        existing folder is replaced only once the new one is complete).
+    strict : see :func:`gfm.data.validate.validate_pairs`.
+    link : hard-link files when possible (copy across file systems or when False).
+    registry : sources by name (default: :data:`REGISTRY` plus :data:`EMBEDDED`).
+
+    Returns
+    -------
+    report : ``counts`` (files per set/split), ``splits`` (per-split validation reports),
+        ``warnings``, ``converted``, ``dropped``; also written to ``<datasets_out>/summary.json``.
+    """
+    known = dict(registry) if registry is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
+    out = Path(datasets_out)
+    with atomic_dir(out) as tmp:
+        placed: dict[Path, Path] = {}
+        for name, root in roots.items():
+            if name not in known:
+                raise ValueError(f"roots: unknown source {name!r} (known: {', '.join(sorted(known))})")
+            _place(known[name], Path(root), tmp, placed, link=link)
+        report = {"datasets": str(out), "counts": {}, "splits": {}, "warnings": [], "converted": 0, "dropped": 0}
+        for set_name in MATTING_SETS:
+            for split in layout.SPLITS:
+                split_dir = tmp / set_name / split
+                if not split_dir.exists():
+                    continue
+                key = f"{set_name}/{split}"
+                split_report = validate_pairs(split_dir, strict=strict)
+                report["splits"][key] = split_report
+                report["counts"][key] = split_report["pairs"]
+                report["warnings"] += [f"{key}: {w}" for w in split_report["warnings"]]
+                report["converted"] += split_report["converted"]
+                report["dropped"] += split_report["dropped"]
+        for folder in (layout.BG_CANDIDATES, layout.COCO, PRETRAINED):
+            if (tmp / folder).is_dir():
+                report["counts"][folder] = sum(1 for p in (tmp / folder).iterdir() if not p.name.startswith("."))
+        write_json(tmp / SUMMARY, report)
+    return report
+
+
+def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Delete what a killed run left beside ``target``: the staging of :func:`gfm.core.io.atomic_dir`
+    and :func:`gfm.core.io.atomic_path` (``.<name>.<8 characters>.tmp[<suffix>]``) and, when
+    ``target`` exists, a copy :func:`gfm.core.io.replace_dir` had moved aside
+    (``.<name>.old-<pid>-<ns>``). Nothing else is touched. Stage 1 is the only writer of its
+    outputs (``dvc repro`` locks the repository), so such names are left by a run that died.
+    Returns the paths deleted."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    name = re.escape(target.name)
+    staging = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp(?:{re.escape(target.suffix)})?")
+    moved_aside = re.compile(rf"\.{name}\.old-\d+-\d+")
+    gone = [p for p in target.parent.iterdir()
+            if staging.fullmatch(p.name) or (moved_aside.fullmatch(p.name) and target.exists())]
+    for path in gone:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return gone
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _download_source(source: Source, downloads: Path, lock_file, fetching: dict, backoff: float) -> dict[Path, str]:
+    """Download (or reuse) the files of ``source``, trying its mirrors in order; return ``{path: sha256}``."""
+    if not source.urls:
+        raise DownloadError(f"source {source.name!r} has no URL; place its files in {downloads} by hand")
+    expect = functools.partial(_expected, source)
+    errors: list[DataError] = []
+    for url in source.urls:
+        try:
+            if url.startswith(GDRIVE_FOLDER):
+                return _folder_source(source, url, downloads, lock_file, expect, fetching)
+            return _file_source(source, url, downloads, lock_file, expect, fetching, backoff)
+        except (ChecksumError, UnsafeArchiveError):
+            raise
+        except (DownloadError, ContentError) as error:
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    raise DownloadError(f"source {source.name!r}: every URL failed:\n  " + "\n  ".join(map(str, errors)))
+
+
+def _expected(source: Source, filename: str) -> str:
+    return expected(filename, source.archive, checkpoint=source.kind == "checkpoint")
+
+
+def _file_source(source: Source, url: str, downloads: Path, lock_file, expect: Callable[[str], str],
+                 fetching: dict, backoff: float) -> dict[Path, str]:
+    dest = downloads / source.filename
+    sha = source.sha256 or registry.locked(lock_file, source.name).get(source.filename)
+    if dest.is_file():
+        if sha is None:
+            _check_cached(source, dest, expect(dest.name), downloads, lock_file, fetching)
+        elif sha256_file(dest) != sha:
+            warnings.warn(f"{dest}: sha256 differs from the expected one "
+                          f"({'registry' if source.sha256 else lock_file}); downloading it again")
+            dest.unlink()
+    if not dest.is_file():
+        if url.startswith(GDRIVE):
+            fetch_gdrive(url[len(GDRIVE):], dest, sha256=sha, expect=expect(dest.name), **fetching)
+        else:
+            fetch_url(url, dest, sha256=sha, expect=expect(dest.name), backoff=backoff, **fetching)
+    actual = sha or sha256_file(dest)
+    registry.record_lock(lock_file, source.name, source.filename, sha256=actual, size=dest.stat().st_size, url=url)
+    return {dest: actual}
+
+
+def _folder_source(source: Source, url: str, downloads: Path, lock_file, expect: Callable[[str], str],
+                   fetching: dict) -> dict[Path, str]:
+    folder = downloads / source.filename
+    shas = registry.locked(lock_file, source.name)
+    if folder.is_dir():
+        stale = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            rel = path.relative_to(folder).as_posix()
+            if rel not in shas:
+                _check_cached(source, path, expect(path.name), downloads, lock_file, fetching)
+            elif sha256_file(path) != shas[rel]:
+                stale.append(path)
+        if stale:  # fetched again into the folder's staging, the other files kept
+            warnings.warn(f"{folder}: sha256 of {', '.join(p.name for p in stale)} differs from {lock_file}; "
+                          f"downloading again")
+            for path in stale:
+                path.unlink()
+            os.replace(folder, folder.with_name(folder.name + ".part"))
+    files = fetch_gdrive_folder(url[len(GDRIVE_FOLDER):], folder, sha256s=shas, expect=expect, **fetching)
+    found = {}
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        found[path] = shas.get(rel) or sha256_file(path)
+        registry.record_lock(lock_file, source.name, rel, sha256=found[path], size=path.stat().st_size, url=url)
+    return found
+
+
+def _check_cached(source: Source, path: Path, expect: str, downloads: Path, lock_file, fetching: dict) -> None:
+    """A cached file the lock file knows nothing of (placed by hand, or landed by a run killed before
+    it was recorded) must pass :func:`gfm.data.fetch.check_download` before it is recorded."""
+    try:
+        check_download(path, expect=expect, max_unpacked_bytes=fetching["max_unpacked_bytes"])
+    except (ContentError, UnsafeArchiveError) as error:
+        raise type(error)(f"cached download {error}\n  {_refresh_hint(source, downloads, lock_file)}") from error
+
+
+def _refresh_hint(source: Source, downloads: Path, lock_file) -> str:
+    return (f"to download {source.name!r} again, pass refresh=True (run_download or download), or call "
+            f"gfm.data.materialise.forget({source.name!r}, {str(downloads)!r}, {str(lock_file)!r}), which deletes "
+            f"its files in {downloads}, their partial downloads, its unpacked folder and its lock entries")
+
+
+def _find_root(source: Source, root: Path, max_depth: int = 3) -> Path:
+    """The official root inside ``root``: the shallowest folder holding ``source.marker``."""
+    if source.marker is None or root.is_file():
+        return root
+    level = [root]
+    for _ in range(max_depth + 1):
+        for folder in level:
+            if (folder / source.marker).exists():
+                return folder
+        level = sorted(p for f in level for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
+    raise DataError(f"{root}: no {source.marker!r} found within {max_depth} folder level(s); "
+                    f"is this {source.title}?")
+
+
+def _place(source: Source, root: Path, out: Path, placed: dict[Path, Path], *, link: bool) -> None:
+    if not root.exists():
+        raise DataError(f"{root}: source {source.name!r} not found")
+    base = _find_root(source, root)
+    for pattern, destination in source.layout:
+        files = _layout_files(base, pattern)
+        single = Path(destination).suffix != ""
+        if not files:
+            raise DataError(f"{base}: {pattern!r} is missing or empty (layout of {source.title})")
+        if single and len(files) != 1:
+            raise DataError(f"{base}: {pattern!r} matches {len(files)} files, expected exactly one")
+        for src, rel in files:
+            target = out / destination if single else out / destination / rel
+            if target in placed:
+                raise DataError(f"{target.relative_to(out)}: both {placed[target]} and {src} map there")
+            placed[target] = src
+            link_or_copy(src, target, link=link)
+
+
+def _layout_files(base: Path, pattern: str) -> list[tuple[Path, Path]]:
+    if base.is_file():
+        return [(base, Path(base.name))] if fnmatch.fnmatch(base.name, pattern) else []
+    if any(c in pattern for c in "*?["):
+        return [(p, Path(p.name)) for p in sorted(base.rglob(pattern))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(base).parts)]
+    path = base / pattern
+    if path.is_file():
+        return [(path, Path(path.name))]
+    if path.is_dir():
+        return [(p, p.relative_to(path)) for p in sorted(path.rglob("*"))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    return []
