@@ -16,16 +16,20 @@ candidate.
 
 How it models the paper's point (Sect. 4, "RSSN")
 -------------------------------------------------
-A *real* photo (:func:`photograph`) is made the way a camera makes one: the animal and its
-scene share one resolution and one illumination (:meth:`Camera.develop`), the background is
-defocused with probability 0.5 (shallow depth of field), Eq. 1 ``I = alpha F + (1 - alpha) B``
-is formed at the scene level, and then ONE noise realisation and ONE JPEG encoding cover the
-whole frame. Background candidates and COCO-like images are photos from *their own* cameras
-(different noise level, JPEG quality, white balance; COCO-like ones small and crowded with
-salient objects). A composite that pastes F from one photo onto B from another therefore
-carries exactly the discrepancies the paper names — resolution, semantic ambiguity, sharpness
-and noise — and they are measurable because every camera's settings are recorded in
-``world.json``.
+A *real* photo (:func:`photograph`) is made the way a camera makes one (:mod:`gfm.data.world.camera`):
+the animal and its scene share one resolution and one illumination (exposure and white balance in
+linear light), the background is defocused by the lens aperture (a disk, in linear light) with
+probability 0.5 (shallow depth of field), Eq. 1 ``I = alpha F + (1 - alpha) B`` is formed on the
+truth as it reaches the sensor, and then ONE sensor exposure covers the whole frame — Poisson shot
+and Gaussian read noise on the photosites of a Bayer mosaic, demosaicing, a colour matrix and the
+sRGB tone curve — followed by ONE JPEG encoding. Background candidates and COCO-like images are
+photos from *their own* cameras (different ISO, JPEG quality, white balance; COCO-like ones small
+and crowded with salient objects). A composite that pastes F from one photo onto B from another
+therefore carries exactly the discrepancies the paper names — resolution, semantic ambiguity,
+sharpness and noise — and they are measurable because every camera's settings are recorded in
+``world.json``. The camera differs *in kind* from RSSN's augmentations (box blur, additive
+Gaussian noise, denoising): a route that narrows the gap does so without imitating the camera
+(the side-by-side table is in :mod:`gfm.data.world.camera`).
 
 What it can show, and what it cannot
 ------------------------------------
@@ -35,19 +39,21 @@ sharpness and noise gaps, that foreground estimation recovers F (scored against 
 and how models trained on the ORI / COMP tracks compare when evaluated on "real" photos of the
 same world. It CANNOT reproduce the paper's numbers: the animals are cartoon-like (ellipse
 bodies with drawn hair strands), the scenes are procedural, the resolution is ~3× smaller than
-the paper's, and there are tens, not thousands, of images. Conclusions about absolute accuracy
+the paper's, and there are hundreds, not thousands, of images. Conclusions about absolute accuracy
 or about real animals require the real datasets (``data.source: real``).
 
 Public API
 ----------
 :func:`build_world`, :func:`world_summary`, :func:`make_animal`, :func:`make_person`,
 :func:`make_object`, :func:`make_scene`, :func:`add_salient_objects`, :class:`Camera`,
-:func:`random_camera`, :func:`expose`, :func:`photograph`, :func:`defocus`.
+:func:`random_camera`, :func:`expose`, :func:`photograph`, :func:`defocus`, :func:`disk_kernel`,
+:func:`optical_low_pass`.
 """
 
 from gfm.data.world.build import (BAD_FILES, CANDIDATE_COLUMNS, CANDIDATE_KINDS, UNREADABLE_FILES, WORLD_VERSION,
-                             build_world, world_summary)
-from gfm.data.world.camera import Camera, decode_jpeg, defocus, encode_jpeg, expose, photograph, random_camera
+                                  build_world, world_summary)
+from gfm.data.world.camera import (Camera, decode_jpeg, defocus, disk_kernel, encode_jpeg, expose, optical_low_pass,
+                                   photograph, random_camera)
 from gfm.data.world.scenes import SCENE_KINDS, add_salient_objects, make_scene
 from gfm.data.world.shapes import PALETTES, make_animal, make_object, make_person
 from gfm.data.world.textures import TEXTURE_LICENCES, fractal_noise
@@ -55,7 +61,7 @@ from gfm.data.world.textures import TEXTURE_LICENCES, fractal_noise
 __all__ = [
     "BAD_FILES", "CANDIDATE_COLUMNS", "CANDIDATE_KINDS", "PALETTES", "SCENE_KINDS", "TEXTURE_LICENCES",
     "UNREADABLE_FILES", "WORLD_VERSION",
-    "Camera", "add_salient_objects", "build_world", "decode_jpeg", "defocus", "encode_jpeg", "expose",
-    "fractal_noise", "make_animal", "make_object", "make_person", "make_scene", "photograph",
+    "Camera", "add_salient_objects", "build_world", "decode_jpeg", "defocus", "disk_kernel", "encode_jpeg", "expose",
+    "fractal_noise", "make_animal", "make_object", "make_person", "make_scene", "optical_low_pass", "photograph",
     "random_camera", "world_summary",
 ]

@@ -10,13 +10,16 @@
 * ``world.json``: seed, every parameter, counts, generator version, texture licences and the
   per-image record (camera settings, scene kind, animal traits).
 
-Truth of a real photo (all uint8, one size): ``mask`` = round(255 alpha); ``fg`` = the true
-foreground as this photo's camera renders it (developed; zeroed where mask == 0 to save space);
-``bg`` = the true background as the camera renders it (defocused when the shot has a shallow
-depth of field, developed) *before* noise and JPEG. The photo is the JPEG of
-``mask/255 * fg + (1 - mask/255) * bg`` plus one Gaussian noise realisation (Eq. 1), so the
-identity holds up to the camera's ``noise_sigma`` and JPEG error. Validation trimaps are
-:func:`gfm.core.trimap.trimap` of the mask with the paper's 25 px kernel scaled to the world's size.
+Truth of a real photo (all uint8, one size), as it reaches the sensor
+(:func:`gfm.data.world.camera.expose`): ``mask`` = round(255 alpha) of the optically low-passed
+matte; ``fg`` = the true foreground as this photo's camera renders it (developed; zeroed where
+mask == 0 to save space); ``bg`` = the true background as the camera renders it (defocused when
+the shot has a shallow depth of field, developed) *before* the sensor. The photo is
+``mask/255 * fg + (1 - mask/255) * bg`` (Eq. 1) through the camera's sensor — Poisson-Gaussian
+noise on a Bayer mosaic, demosaicing, tone curve — and one JPEG encoding, so the identity holds
+up to the sensor's noise (recorded per photo as ``noise_std``), demosaicing and JPEG error.
+Validation trimaps are :func:`gfm.core.trimap.trimap` of the mask with the paper's 25 px kernel
+scaled to the world's size.
 
 Every item draws from its own generator ``np.random.default_rng([seed, stream, index])``, so the
 world is byte-identical for the same seed and parameters, and item *i* does not change when the
@@ -34,6 +37,7 @@ import cv2
 import numpy as np
 
 from gfm.core import layout
+from gfm.core.arrays import to_uint8
 from gfm.core.io import atomic_dir, write_bytes, write_json, write_text
 from gfm.core.trimap import trimap
 from gfm.data.world.camera import decode_jpeg, encode_jpeg, expose, random_camera
@@ -42,7 +46,7 @@ from gfm.data.world.shapes import make_animal
 from gfm.data.world.textures import TEXTURE_LICENCES
 
 #: Bumped whenever the generator's output changes for the same seed and parameters.
-WORLD_VERSION = "1.0"
+WORLD_VERSION = "2.0"
 #: Columns of ``bg_candidates.csv`` (``file`` is the file name with its suffix).
 CANDIDATE_COLUMNS = ("name", "kind", "duplicate_of", "width", "height", "notes", "file")
 CANDIDATE_KINDS = ("clean", "lowres", "duplicate", "salient", "corrupt")
@@ -54,13 +58,13 @@ _STREAMS = {"train": 1, "validation": 2, "bg_candidates": 3, "coco": 4, "kinds":
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 6]  # zlib default: ~2 % larger than 9, 3× faster
 
 
-def build_world(out: str | os.PathLike, seed: int = 0, *, n_train: int = 48, n_val: int = 16,
+def build_world(out: str | os.PathLike, seed: int = 0, *, n_train: int = 80, n_val: int = 120,
                 n_candidates: int = 72, n_coco: int = 40, short_side: int = 360, long_side: int = 480,
                 trimap_kernel: int | None = None, p_portrait: float = 0.25,
-                noise_sigma: tuple[float, float] = (1.0, 8.0), jpeg_quality: tuple[int, int] = (75, 95),
+                iso: tuple[float, float] = (100.0, 3200.0), jpeg_quality: tuple[int, int] = (75, 95),
                 p_defocus: float = 0.5, defocus_radius: tuple[float, float] = (2.5, 9.0),
                 candidate_p_defocus: float = 0.15, candidate_jpeg_quality: tuple[int, int] = (80, 95),
-                coco_noise_sigma: tuple[float, float] = (2.0, 10.0),
+                coco_iso: tuple[float, float] = (200.0, 6400.0),
                 coco_jpeg_quality: tuple[int, int] = (55, 80),
                 candidate_fractions: dict | None = None) -> dict:
     """Generate the embedded world under ``out`` (replacing a previous world there atomically).
@@ -79,10 +83,11 @@ def build_world(out: str | os.PathLike, seed: int = 0, *, n_train: int = 48, n_v
         COCO-like ones ``[0.45, 0.67] × short_side``. The paper's data have >= 1080 px.
     trimap_kernel : validation trimap kernel (:func:`gfm.core.trimap.trimap`); default: the paper's 25 px
         at 1080 px scaled to ``short_side`` (8 px at 360 px).
-    noise_sigma, jpeg_quality, p_defocus, defocus_radius : camera draws of the real photos.
+    iso, jpeg_quality, p_defocus, defocus_radius : camera draws of the real photos
+        (:func:`gfm.data.world.camera.random_camera`; ISO is drawn log-uniformly).
     candidate_p_defocus, candidate_jpeg_quality : cameras of the background candidates
-        (their noise range is ``noise_sigma``).
-    coco_noise_sigma, coco_jpeg_quality : cameras of the COCO-like backgrounds.
+        (their ISO range is ``iso``).
+    coco_iso, coco_jpeg_quality : cameras of the COCO-like backgrounds (smaller, noisier sensors).
     candidate_fractions : fractions of lowres / duplicate / salient / corrupt candidates
         (default 0.12 / 0.12 / 0.14 / 0.08; each kind gets at least one; the rest is clean).
         The corrupt ("bad file") ones cycle through :data:`BAD_FILES`: a truncated JPEG, then a
@@ -106,10 +111,10 @@ def build_world(out: str | os.PathLike, seed: int = 0, *, n_train: int = 48, n_v
     kernel = trimap_kernel if trimap_kernel is not None else max(3, int(round(25 * short_side / 1080)))
     params = dict(n_train=n_train, n_val=n_val, n_candidates=n_candidates, n_coco=n_coco,
                   short_side=short_side, long_side=long_side, trimap_kernel=kernel, p_portrait=p_portrait,
-                  noise_sigma=list(noise_sigma), jpeg_quality=list(jpeg_quality), p_defocus=p_defocus,
+                  iso=list(iso), jpeg_quality=list(jpeg_quality), p_defocus=p_defocus,
                   defocus_radius=[r * scale for r in defocus_radius],
                   candidate_p_defocus=candidate_p_defocus, candidate_jpeg_quality=list(candidate_jpeg_quality),
-                  coco_noise_sigma=list(coco_noise_sigma), coco_jpeg_quality=list(coco_jpeg_quality),
+                  coco_iso=list(coco_iso), coco_jpeg_quality=list(coco_jpeg_quality),
                   candidate_fractions=dict(candidate_fractions or
                                            {"lowres": 0.12, "duplicate": 0.12, "salient": 0.14, "corrupt": 0.08}))
     with atomic_dir(out) as tmp:
@@ -188,11 +193,12 @@ def _generate(root: Path, seed: int, params: dict) -> dict:
         "bg_candidate_kinds": kinds,
         "textures": TEXTURE_LICENCES,
         "truth": {
-            "mask": "uint8 alpha, round(255*alpha)",
-            "fg": "true F as the camera renders it (developed), RGB uint8, zeroed where mask == 0",
-            "bg": "true B as the camera renders it (defocused, developed, before noise and JPEG)",
-            "original": "JPEG of mask/255*fg + (1-mask/255)*bg (from the stored uint8 truth) "
-                        "+ one Gaussian noise realisation of the camera's noise_sigma",
+            "mask": "uint8 alpha, round(255*alpha), of the matte as it reaches the sensor (optical low-pass)",
+            "fg": "true F as the camera renders it (developed, low-passed), RGB uint8, zeroed where mask == 0",
+            "bg": "true B as the camera renders it (defocused, developed, low-passed), before the sensor",
+            "original": "mask/255*fg + (1-mask/255)*bg (from the stored uint8 truth) through the camera's "
+                        "sensor (Poisson-Gaussian noise on an RGGB mosaic, demosaicing, colour matrix, sRGB "
+                        "tone curve) and one JPEG encoding; noise_std: its predicted rms (8-bit levels)",
             "trimap": f"gfm.core.trimap.trimap(mask, {params['trimap_kernel']})",
         },
         "records": records,
@@ -208,10 +214,10 @@ def _real_photo(root: Path, seed: int, split: str, index: int, name: str, params
     animal, scene_info = {}, {}
     fg, alpha = make_animal(rng, h, w, info=animal)
     scene = make_scene(rng, h, w, info=scene_info)
-    camera = random_camera(rng, noise_sigma=params["noise_sigma"], jpeg_quality=params["jpeg_quality"],
+    camera = random_camera(rng, iso=params["iso"], jpeg_quality=params["jpeg_quality"],
                            p_defocus=params["p_defocus"], defocus_radius=params["defocus_radius"])
-    F, B = expose(fg, alpha, scene, camera)
-    a8, f8, b8 = _u8(alpha), _u8(F), _u8(B)
+    alpha, F, B = expose(fg, alpha, scene, camera)
+    a8, f8, b8 = to_uint8(alpha), to_uint8(F), to_uint8(B)
     a = a8.astype(np.float32)[..., None] / 255.0
     clean = a * (f8.astype(np.float32) / 255.0) + (1 - a) * (b8.astype(np.float32) / 255.0)
     jpeg = camera.sensor_jpeg(clean)  # noise from camera.seed (recorded)
@@ -223,8 +229,9 @@ def _real_photo(root: Path, seed: int, split: str, index: int, name: str, params
     write_bytes(sp.bg / f"{name}.png", _png(b8))
     if split == "validation":
         write_bytes(sp.trimap / f"{name}.png", _png(trimap(a8, params["trimap_kernel"])))
-    return {"name": name, "width": w, "height": h, "camera": camera.to_dict(), "scene": scene_info,
-            "animal": animal}
+    noise_std = float(np.sqrt(np.mean(camera.noise_std(clean) ** 2)))
+    return {"name": name, "width": w, "height": h, "camera": camera.to_dict(), "noise_std": round(noise_std, 3),
+            "scene": scene_info, "animal": animal}
 
 
 def _candidate_kinds(seed: int, n: int, fractions: dict) -> list[str]:
@@ -314,7 +321,7 @@ def _coco(root: Path, seed: int, index: int, params: dict) -> dict:
     render = 1.5  # rendered finer, then the camera samples it down
     scene = make_scene(rng, int(h * render), int(w * render), info=info)
     scene = add_salient_objects(rng, scene, size=(0.4, 0.8), info=info)
-    camera = random_camera(rng, noise_sigma=params["coco_noise_sigma"], jpeg_quality=params["coco_jpeg_quality"],
+    camera = random_camera(rng, iso=params["coco_iso"], jpeg_quality=params["coco_jpeg_quality"],
                            p_defocus=0.2, defocus_radius=(1.5, 4.0), resolution=1 / render)
     data = camera.capture_jpeg(scene)
     name = f"coco_{index + 1:04d}"
@@ -325,7 +332,7 @@ def _coco(root: Path, seed: int, index: int, params: dict) -> dict:
 
 
 def _candidate_camera(rng, params):
-    return random_camera(rng, noise_sigma=params["noise_sigma"], jpeg_quality=params["candidate_jpeg_quality"],
+    return random_camera(rng, iso=params["iso"], jpeg_quality=params["candidate_jpeg_quality"],
                          p_defocus=params["candidate_p_defocus"], defocus_radius=params["defocus_radius"])
 
 
@@ -382,10 +389,6 @@ def _png(image: np.ndarray, *, bgr: bool = False) -> bytes:
     if not ok:
         raise ValueError("could not encode PNG")
     return buf.tobytes()
-
-
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _size_of(data: bytes) -> tuple[int, int]:
