@@ -3,7 +3,11 @@ scoring against truth labels and the atomic output folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +15,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gfm.bg20k import build as bg20k
+from gfm.core.figures import FIGURE_INDEX
+from gfm.bg20k import build, filters, plots, stage, summary
+from gfm.core.config import load_params
+from gfm.core.io import read_image
+from gfm.core.layout import BG_CANDIDATES, BG_CANDIDATES_TRUTH
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -86,12 +96,12 @@ BUILD = dict(min_short_side=100, short_side=96, progress=False)
                                                      ((80, 90), 160, (160, 180))])
 def test_resize_keeps_aspect_with_exact_short_side(shape, short, expected):
     image = np.zeros((*shape, 3), np.uint8)
-    assert bg20k.resize_short_side(image, short).shape[:2] == expected
+    assert filters.resize_short_side(image, short).shape[:2] == expected
 
 
 def test_small_images_are_dropped(world, tmp_path):
     folder, _ = world
-    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD).set_index("name")
+    manifest = build.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD).set_index("name")
     assert manifest.loc["l00", "reason"] == "low_resolution"
     assert manifest.loc["t00", "reason"] == "too_small"
     kept = manifest[manifest.status == "kept"]
@@ -106,7 +116,7 @@ def test_phash_matches_imagehash():
     for seed in range(3):
         image = landscape(seed)
         expected = int(str(imagehash.phash(Image.fromarray(image))), 16)
-        assert bg20k.phash(image) == expected
+        assert filters.phash(image) == expected
 
 
 @pytest.mark.parametrize("edit", ["crop3", "jpeg", "brighter"])
@@ -117,15 +127,15 @@ def test_near_duplicates_found_and_distinct_images_not(edit):
               "jpeg": jpeg(base, 60),
               "brighter": np.clip(base.astype(int) + 10, 0, 255).astype(np.uint8)}[edit]
     others = [landscape(s, 240, 360) for s in (6, 7, 8)]
-    hashes = [bg20k.phash(x) for x in (base, edited, *others)]
-    duplicate_of, distance, _ = bg20k.find_duplicates(hashes, bg20k.DEFAULT_THRESHOLDS["phash"])
+    hashes = [filters.phash(x) for x in (base, edited, *others)]
+    duplicate_of, distance, _ = filters.find_duplicates(hashes, build.DEFAULT_THRESHOLDS["phash"])
     assert duplicate_of.tolist() == [-1, 0, -1, -1, -1]
-    assert 0 <= distance[1] <= bg20k.DEFAULT_THRESHOLDS["phash"]
+    assert 0 <= distance[1] <= build.DEFAULT_THRESHOLDS["phash"]
 
 
 def test_find_duplicates_grouping_and_blocks_match_brute_force():
     hashes = [0b0000, 0b0001, 0b0011, 0b0111, (1 << 64) - 1, (1 << 64) - 2]
-    duplicate_of, distance, nearest = bg20k.find_duplicates(hashes, 1)
+    duplicate_of, distance, nearest = filters.find_duplicates(hashes, 1)
     # 1 duplicates 0; 2 is within 1 of 1 only (a duplicate), so it is kept; 3 duplicates 2.
     assert duplicate_of.tolist() == [-1, 0, -1, 2, -1, 4]
     assert distance.tolist() == [-1, 1, -1, 1, -1, 1]
@@ -133,8 +143,8 @@ def test_find_duplicates_grouping_and_blocks_match_brute_force():
     rng = np.random.default_rng(0)
     many = [int(x) for x in rng.integers(0, 2**63, 300, dtype=np.int64)]
     many += [h ^ (1 << int(b)) for h, b in zip(many[:50], rng.integers(0, 64, 50))]
-    full = bg20k.find_duplicates(many, 3)
-    blocked = bg20k.find_duplicates(many, 3, block_elements=1000)
+    full = filters.find_duplicates(many, 3)
+    blocked = filters.find_duplicates(many, 3, block_elements=1000)
     for a, b in zip(full, blocked):
         np.testing.assert_array_equal(a, b)
     brute = np.array([[bin(x ^ y).count("1") for y in many] for x in many[:20]])
@@ -145,11 +155,11 @@ def test_find_duplicates_grouping_and_blocks_match_brute_force():
 
 # ---------------------------------------------------------------------------------------------- saliency
 def test_saliency_flags_pasted_object_and_passes_landscape():
-    threshold = bg20k.DEFAULT_THRESHOLDS["saliency"]
+    threshold = build.DEFAULT_THRESHOLDS["saliency"]
     for seed in range(4):
         scene = landscape(seed, 240, 360)
-        assert bg20k.saliency_score(scene) < threshold
-        assert bg20k.saliency_score(with_object(scene)) > 3 * threshold
+        assert filters.saliency_score(scene) < threshold
+        assert filters.saliency_score(with_object(scene)) > 3 * threshold
 
 
 def test_torchvision_detector_and_cnn_dedup_need_local_weights(world, tmp_path, monkeypatch):
@@ -157,11 +167,11 @@ def test_torchvision_detector_and_cnn_dedup_need_local_weights(world, tmp_path, 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     folder, _ = world
     with pytest.raises(FileNotFoundError, match="fasterrcnn_mobilenet_v3_large_fpn.*never downloads"):
-        bg20k.build_bg20k(folder, tmp_path / "out", detector="torchvision", **BUILD)
+        build.build_bg20k(folder, tmp_path / "out", detector="torchvision", **BUILD)
     with pytest.raises(FileNotFoundError, match="resnet18.*dedup='phash'"):
-        bg20k.build_bg20k(folder, tmp_path / "out", dedup="cnn", **BUILD)
+        build.build_bg20k(folder, tmp_path / "out", dedup="cnn", **BUILD)
     with pytest.raises(ValueError, match="detector must be one of"):
-        bg20k.build_bg20k(folder, tmp_path / "out", detector="yolo", **BUILD)
+        build.build_bg20k(folder, tmp_path / "out", detector="yolo", **BUILD)
     assert not (tmp_path / "out").exists()
 
 
@@ -185,29 +195,29 @@ def bad_files(tmp_path_factory):
                                           ("truncated.jpg", "unreadable"), ("gray.png", "grayscale"),
                                           ("cmyk.jpg", "cmyk"), ("deep.png", "16bit")])
 def test_bad_files_rejected_with_reason(bad_files, name, reason):
-    rgb, found, note = bg20k.read_candidate(bad_files / name)
+    rgb, found, note = filters.read_candidate(bad_files / name)
     assert (rgb, found) == (None, reason)
     assert note
 
 
 def test_cmyk_and_16bit_converted_on_request(bad_files):
     colour = landscape(1, 120, 160)
-    rgb, reason, note = bg20k.read_candidate(bad_files / "deep.png", convert=("16bit",))
+    rgb, reason, note = filters.read_candidate(bad_files / "deep.png", convert=("16bit",))
     assert reason == "ok" and "16bit" in note
     np.testing.assert_array_equal(rgb, colour)  # x*257 scaled back to 8 bits exactly
-    rgb, reason, note = bg20k.read_candidate(bad_files / "cmyk.jpg", convert=("cmyk",))
+    rgb, reason, note = filters.read_candidate(bad_files / "cmyk.jpg", convert=("cmyk",))
     assert reason == "ok" and "cmyk" in note and rgb.shape == colour.shape
     assert np.abs(rgb.astype(int) - landscape(2, 120, 160)).mean() < 6
 
 
 def test_build_survives_bad_files(bad_files, tmp_path):
-    manifest = bg20k.build_bg20k(bad_files, tmp_path / "out", min_short_side=64, short_side=64,
+    manifest = build.build_bg20k(bad_files, tmp_path / "out", min_short_side=64, short_side=64,
                                  workers=1, progress=False, saliency_threshold=1.0).set_index("name")
     assert manifest.reason.to_dict() == {"cmyk": "cmyk", "deep": "16bit", "empty": "unreadable",
                                          "gray": "grayscale", "random": "unreadable",
                                          "truncated": "unreadable"}
     assert manifest.loc["gray", "short_side"] == 120  # size recorded for readable wrong formats
-    converted = bg20k.build_bg20k(bad_files, tmp_path / "out2", min_short_side=64, short_side=64,
+    converted = build.build_bg20k(bad_files, tmp_path / "out2", min_short_side=64, short_side=64,
                                   workers=1, progress=False, saliency_threshold=1.0,
                                   convert=("cmyk", "16bit", "grayscale"))
     converted = converted.set_index("name")
@@ -218,31 +228,31 @@ def test_build_survives_bad_files(bad_files, tmp_path):
 # ---------------------------------------------------------------------------------------------- split
 def test_split_disjoint_fraction_deterministic():
     names = [f"n{i:03d}" for i in range(200)]
-    split = bg20k.split_train_testval(names, val_fraction=0.25, seed=3)
+    split = build.split_train_testval(names, val_fraction=0.25, seed=3)
     assert sorted(split) == names
     assert sum(v == "testval" for v in split.values()) == 50
-    assert split == bg20k.split_train_testval(reversed(names), val_fraction=0.25, seed=3)
-    assert split != bg20k.split_train_testval(names, val_fraction=0.25, seed=4)
+    assert split == build.split_train_testval(reversed(names), val_fraction=0.25, seed=3)
+    assert split != build.split_train_testval(names, val_fraction=0.25, seed=4)
 
 
 def test_build_independent_of_workers(world, tmp_path):
     folder, _ = world
-    one = bg20k.build_bg20k(folder, tmp_path / "a", workers=1, **BUILD)
-    two = bg20k.build_bg20k(folder, tmp_path / "b", workers=2, **BUILD)
+    one = build.build_bg20k(folder, tmp_path / "a", workers=1, **BUILD)
+    two = build.build_bg20k(folder, tmp_path / "b", workers=2, **BUILD)
     pd.testing.assert_frame_equal(one, two)
     train = {p.name for p in (tmp_path / "a" / "train").iterdir()}
     testval = {p.name for p in (tmp_path / "a" / "testval").iterdir()}
     assert not train & testval and len(testval) == round(0.25 * (len(train) + len(testval)))
     assert train == {p.name for p in (tmp_path / "b" / "train").iterdir()}
     saved = pd.read_csv(tmp_path / "a" / "manifest.csv", keep_default_na=False)
-    assert list(saved.columns) == list(bg20k.MANIFEST_COLUMNS)
+    assert list(saved.columns) == list(build.MANIFEST_COLUMNS)
     assert len(saved) == len(list(folder.iterdir()))
 
 
 def test_world_filters_all_correct(world, tmp_path):
     folder, truth = world
-    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
-    scores = bg20k.score_filters(manifest, truth)
+    manifest = build.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
+    scores = summary.score_filters(manifest, truth)
     assert (scores.precision == 1).all() and (scores.recall == 1).all(), scores
     assert manifest.set_index("name").loc["d00", "duplicate_of"] == "c03"
 
@@ -258,7 +268,7 @@ def test_score_filters_hand_computed():
         # c is flagged as duplicate of b: right pair, the truth calls c the original -> still a hit
         "reason": ["ok", "ok", "duplicate", "salient", "ok", "low_resolution", "unreadable", "salient"],
         "duplicate_of": ["", "", "b", "", "", "", "", ""]})
-    scores = bg20k.score_filters(manifest, truth)
+    scores = summary.score_filters(manifest, truth)
     assert scores.loc["duplicate", ["precision", "recall"]].tolist() == [1.0, 1.0]
     assert scores.loc["salient", ["precision", "recall"]].tolist() == [0.5, 0.5]
     assert scores.loc["low_resolution", ["precision", "recall"]].tolist() == [1.0, 1.0]
@@ -275,14 +285,14 @@ def test_failure_midway_leaves_previous_output_intact(world, tmp_path, monkeypat
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(bg20k, "split_train_testval", boom)
+    monkeypatch.setattr(build, "split_train_testval", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
-        bg20k.build_bg20k(folder, out, workers=1, **BUILD)
+        build.build_bg20k(folder, out, workers=1, **BUILD)
     assert list(tmp_path.iterdir()) == []  # no out_dir, no hidden build folder
     out.mkdir()
     (out / "old.txt").write_text("previous build")
     with pytest.raises(RuntimeError):
-        bg20k.build_bg20k(folder, out, workers=1, **BUILD)
+        build.build_bg20k(folder, out, workers=1, **BUILD)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert (out / "old.txt").read_text() == "previous build"
 
@@ -292,10 +302,42 @@ def test_figures(world, tmp_path):
 
     matplotlib.use("Agg")
     folder, _ = world
-    manifest = bg20k.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
-    gallery = bg20k.plot_gallery(manifest, folder, per_reason=3)
+    manifest = build.build_bg20k(folder, tmp_path / "out", workers=1, **BUILD)
+    gallery = plots.plot_gallery(manifest, folder, per_reason=3)
     assert len(gallery.axes) == 3 * manifest.reason.nunique()
-    hist = bg20k.plot_resolution_hist(manifest, min_short_side=100)
+    hist = plots.plot_resolution_hist(manifest, min_short_side=100)
     assert hist.axes[0].get_xlabel() == "shorter side (px)"
-    summary = bg20k.summarize(manifest)
-    assert summary.loc["candidates", "images"] == len(manifest)
+    counts = summary.summarise(manifest)
+    assert counts.loc["candidates", "images"] == len(manifest)
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+def test_stage_builds_scores_and_saves_its_figures(world, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder, truth = world
+    datasets = tmp_path / "datasets"
+    shutil.copytree(folder, datasets / BG_CANDIDATES)
+    shutil.copy(truth, datasets / BG_CANDIDATES_TRUTH)
+    params = load_params(ROOT / "params.yaml")
+    params = dataclasses.replace(
+        params, seed=2, data=dataclasses.replace(params.data, datasets=str(datasets)),
+        bg20k=dataclasses.replace(params.bg20k, out=str(tmp_path / "bg20k"), min_short_side=100, short_side=96,
+                                  dedup_threshold=10, saliency_threshold=0.03, workers=1, gallery_per_reason=2,
+                                  metrics_out=str(tmp_path / "metrics" / "bg20k.json")))
+    result = stage.run(params)
+    direct = build.build_bg20k(datasets / BG_CANDIDATES, tmp_path / "direct", workers=1, seed=2, **BUILD)
+    pd.testing.assert_frame_equal(result.manifest, direct)
+    assert (result.scores.precision == 1).all() and (result.scores.recall == 1).all()
+    assert json.loads((tmp_path / "metrics" / "bg20k.json").read_text()) == result.metrics
+    assert result.metrics["kept"] == (direct.status == "kept").sum() and result.metrics["filters"]["overall"]["recall"] == 1
+    assert sorted(p.name for p in (tmp_path / "bg20k" / "figures").iterdir()) == [
+        "fig4_gallery.png", "figures.json", "resolution.png"]
+    index = json.loads((tmp_path / "bg20k" / "figures" / FIGURE_INDEX).read_text())
+    assert [e["file"] for e in index] == ["fig4_gallery.png", "resolution.png"]
+    assert "Fig. 4" in index[0]["caption"] and "min_short_side = 100" in index[1]["caption"]
+    assert set(result.figures) == {"fig4_gallery", "resolution"}
+    gallery = read_image(result.figures["fig4_gallery"])
+    assert gallery.shape[0] > 100 and gallery.shape[1] > 100
+    assert sorted(p.name for p in (tmp_path / "bg20k").iterdir()) == ["figures", "manifest.csv", "testval", "train"]

@@ -173,6 +173,19 @@ def test_domain_gap_table_and_summary():
     assert len(fig.axes) == 3
 
 
+def test_domain_gap_figure_skips_unmeasurable_images():
+    """A matte too small for its fg/bg regions gives NaN measures; the figure leaves them out."""
+    images = [_u8(_natural_texture(s)) for s in (15, 16)]
+    table = discrepancy.domain_gap_table(((im, _disc_alpha()) for im in images), "real")
+    tiny = np.zeros((H, W), np.uint8)
+    tiny[70:90, 70:90] = 255  # a 20-px square: no region survives a 10-px margin
+    empty = discrepancy.domain_gap_table([(images[0], tiny)], "coco")
+    assert empty.filter(like="_gap").isna().all().all()
+    fig = discrepancy.domain_gap_figure(__import__("pandas").concat([table, empty]), order=["real", "coco"])
+    assert len(fig.axes) == 3
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["real", "coco"]
+
+
 def test_bad_inputs_name_the_parameter():
     with pytest.raises(ValueError, match="estimator"):
         discrepancy.noise_level(np.zeros((8, 8)), estimator="median")

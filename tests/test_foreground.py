@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gfm.compose.foreground import METHODS, estimate_foreground, foreground_error
+from gfm.compose.foreground import METHODS, colour_bleeding, estimate_foreground, foreground_error
 
 
 def _synthetic(size=48):
@@ -61,3 +61,34 @@ def test_closed_form_and_multilevel_beat_the_naive_estimate():
     assert errors["cf"] < 0.1 * errors["naive"], errors
     assert errors["ml"] < 0.1 * errors["naive"], errors
     assert errors["naive"] < errors["premultiplied"], errors
+    bleeding = {m: colour_bleeding(estimate_foreground(image, alpha, m), image, alpha) for m in METHODS}
+    assert abs(bleeding["cf"]) < 0.05 * bleeding["naive"] and abs(bleeding["ml"]) < 0.05 * bleeding["naive"], bleeding
+
+
+def test_colour_bleeding_hand_case():
+    """Uniform layers: F = I carries the old background's share 1 - alpha, the true F none."""
+    fg, old_bg = np.array([0.9, 0.2, 0.1]), np.array([0.1, 0.3, 0.8])
+    alpha = np.tile(np.array([1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0]), (3, 1))
+    image = alpha[..., None] * fg + (1 - alpha[..., None]) * old_bg
+    true_f = np.broadcast_to(fg, image.shape)
+    band = (alpha > 0) & (alpha < 1)
+    expected = (alpha * (1 - alpha))[band].sum() / alpha[band].sum()  # |d|^2 is the same everywhere
+    assert colour_bleeding(image, image, alpha) == pytest.approx(expected)
+    assert colour_bleeding(true_f, image, alpha) == pytest.approx(0.0, abs=1e-6)
+    assert colour_bleeding(np.broadcast_to(old_bg, image.shape), image, alpha) == pytest.approx(1.0)
+    # uint8 layers give the same share up to rounding
+    u8 = lambda x: np.rint(np.asarray(x) * 255).astype(np.uint8)  # noqa: E731
+    assert colour_bleeding(u8(image), u8(image), u8(alpha)) == pytest.approx(expected, abs=0.01)
+
+
+def test_colour_bleeding_is_nan_where_it_cannot_be_measured():
+    image = np.full((4, 4, 3), 0.5)
+    hard = np.zeros((4, 4))
+    hard[:, 2:] = 1.0
+    assert np.isnan(colour_bleeding(image, image, hard))  # no transition band
+    assert np.isnan(colour_bleeding(image, image, np.full((4, 4), 0.5)))  # no alpha = 1 or 0 pixel
+    soft = hard.copy()
+    soft[:, 1] = 0.5
+    assert np.isnan(colour_bleeding(image, image, soft))  # old background = foreground colour
+    with pytest.raises(ValueError, match="share"):
+        colour_bleeding(image, image, hard[:3])

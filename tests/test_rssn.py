@@ -1,17 +1,24 @@
-"""Composition routes (gfm.compose.rssn): Eq. (1), the RSSN steps, route probabilities, the stage."""
+"""Composition routes (gfm.compose.rssn): Eq. (1), the RSSN steps, route probabilities; the training sets
+(gfm.compose.build) and stage 3 (gfm.compose.stage)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gfm.compose import rssn
+from gfm.core.figures import FIGURE_INDEX
+from gfm.compose import build, rssn, stage
+from gfm.core.config import load_params
 from gfm.core.io import read_alpha, read_image, write_image
-from gfm.core.layout import Split
+from gfm.core.layout import COCO, Split
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- Eq. (1) and the three steps
 
@@ -255,13 +262,13 @@ def tiny(tmp_path_factory):
 def test_build_composites_layout_and_records(tiny, tmp_path):
     split, bgs = tiny
     cfg = rssn.route_config("rssn", k=3, blur_kernels=(3, 5))
-    records = rssn.build_composites(split, bgs, tmp_path, "rssn", config=cfg, fg_method="naive",
+    records = build.build_composites(split, bgs, tmp_path, "rssn", config=cfg, fg_method="naive",
                                     denoiser="none", seed=1, workers=1, progress=False)
     route = tmp_path / "rssn"
-    assert len(records) == 9 and list(records.columns) == list(rssn.RECORD_COLUMNS)
+    assert len(records) == 9 and list(records.columns) == list(build.RECORD_COLUMNS)
     pd.testing.assert_frame_equal(pd.read_csv(route / "records.csv", keep_default_na=False),
                                   records.astype({"denoiser": str}), check_dtype=False)
-    for layer in rssn.LAYERS:
+    for layer in build.LAYERS:
         assert sorted(p.stem for p in (route / layer).iterdir()) == sorted(records.name)
     # backgrounds of one foreground are distinct (K <= number of backgrounds)
     assert (records.groupby("fg").bg.nunique() == 3).all()
@@ -281,24 +288,96 @@ def test_build_composites_deterministic_and_worker_independent(tiny, tmp_path):
     split, bgs = tiny
     cfg = rssn.route_config("rssn", k=2, blur_kernels=(3, 5))
     common = dict(config=cfg, fg_method="naive", denoiser="none", progress=False)
-    rssn.build_composites(split, bgs, tmp_path / "w1", "rssn", seed=4, workers=1, **common)
-    rssn.build_composites(split, bgs, tmp_path / "w2", "rssn", seed=4, workers=2, **common)
-    rssn.build_composites(split, bgs, tmp_path / "s5", "rssn", seed=5, workers=1, **common)
+    build.build_composites(split, bgs, tmp_path / "w1", "rssn", seed=4, workers=1, **common)
+    build.build_composites(split, bgs, tmp_path / "w2", "rssn", seed=4, workers=2, **common)
+    build.build_composites(split, bgs, tmp_path / "s5", "rssn", seed=5, workers=1, **common)
     one, two = _digest(tmp_path / "w1" / "rssn"), _digest(tmp_path / "w2" / "rssn")
     assert one == two
     assert _digest(tmp_path / "s5" / "rssn") != one
     # a rebuild replaces the route folder with the same bytes
-    rssn.build_composites(split, bgs, tmp_path / "w1", "rssn", seed=4, workers=1, **common)
+    build.build_composites(split, bgs, tmp_path / "w1", "rssn", seed=4, workers=1, **common)
     assert _digest(tmp_path / "w1" / "rssn") == one
 
 
 def test_build_composites_rejects_bad_arguments(tiny, tmp_path):
     split, bgs = tiny
     with pytest.raises(ValueError, match="route"):
-        rssn.build_composites(split, bgs, tmp_path, "voc")
+        build.build_composites(split, bgs, tmp_path, "voc")
     with pytest.raises(ValueError, match="fg_method"):
-        rssn.build_composites(split, bgs, tmp_path, "rssn", fg_method="poisson")
+        build.build_composites(split, bgs, tmp_path, "rssn", fg_method="poisson")
     with pytest.raises(ValueError, match="no background"):
         empty = tmp_path / "empty"
         empty.mkdir()
-        rssn.build_composites(split, empty, tmp_path, "rssn", fg_method="naive")
+        build.build_composites(split, empty, tmp_path, "rssn", fg_method="naive")
+
+
+def _stage_params(root: Path, out: Path, **compose):
+    """params.yaml with the folders pointed at a tiny world and ``compose`` knobs overridden."""
+    params = load_params(ROOT / "params.yaml")
+    return dataclasses.replace(
+        params, seed=1, data=dataclasses.replace(params.data, datasets=str(root), data_root=str(root)),
+        bg20k=dataclasses.replace(params.bg20k, out=str(root / "bg20k")),
+        compose=dataclasses.replace(params.compose, out=str(out / "composites"),
+                                    metrics_out=str(out / "metrics" / "compose.json"), **compose))
+
+
+@pytest.mark.slow  # every foreground method is scored, pymatting's too
+def test_stage_builds_every_route_and_writes_metrics_tables_and_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    root = tmp_path / "world"
+    split, _ = _tiny_world(root)
+    rng = np.random.default_rng(9)
+    for name in split.names():  # the true F, and COCO-like backgrounds
+        write_image(split.fg / f"{name}.png", rng.integers(0, 256, (32, 40, 3), dtype=np.uint8))
+    for j in range(3):
+        write_image(root / COCO / f"c{j}.jpg", rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    params = _stage_params(root, tmp_path, routes=("coco", "bg20k", "rssn"), k=2, blur_kernels=(3, 5),
+                           fg_method="naive", denoiser="nlm", workers=1, fg_error_images=2, gap_images=4)
+    result = stage.run(params)
+    out = tmp_path / "composites"
+    assert list(result.records) == ["coco", "bg20k", "rssn"]
+    for route, records in result.records.items():
+        assert len(records) == 3 * 2 and (records.route == route).all()
+        pd.testing.assert_frame_equal(pd.read_csv(out / route / "records.csv", keep_default_na=False),
+                                      records.astype({"denoiser": str}), check_dtype=False)
+    assert set(result.records["coco"].bg) <= {f"c{j}.jpg" for j in range(3)}
+    assert set(result.records["rssn"].bg) <= {f"b{j}.jpg" for j in range(4)}
+    # the figures and tables the report embeds
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        [FIGURE_INDEX, *(f"{n}.png" for n in stage_figures())])
+    index = json.loads((out / "figures" / FIGURE_INDEX).read_text())
+    assert [e["file"] for e in index] == [f"{n}.png" for n in stage_figures()]
+    assert all(e["caption"] for e in index) and "Fig. 3" in index[0]["caption"]
+    assert {n: p for n, p in result.figures.items()} == {n: out / "figures" / f"{n}.png" for n in stage_figures()}
+    assert read_image(result.figures["fig3_routes"]).shape[1] > 400
+    gaps = pd.read_csv(result.tables["domain_gap"])
+    assert list(gaps.label.unique()) == ["real", "coco", "bg20k", "rssn"] and len(gaps) == 3 + 3 * 4  # gap_images: 4
+    errors = pd.read_csv(result.tables["foreground_error"])
+    assert len(errors) == 2 * 4 and errors[["mse", "mse_transition", "bleeding"]].notna().all().all()
+    # the metrics: strict JSON (no NaN), one summary row per label, one foreground row per method
+    metrics = json.loads((tmp_path / "metrics" / "compose.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"metrics hold {c}"))
+    assert metrics == result.metrics
+    assert list(metrics["domain_gap"]) == ["real", "coco", "bg20k", "rssn"]
+    assert list(metrics["foreground_error"]) == ["cf", "ml", "naive", "premultiplied"]
+    assert metrics["foreground_error"]["naive"]["mse"] == pytest.approx(errors[errors.method == "naive"].mse.mean(), abs=1e-5)
+    assert metrics["composites"] == {"coco": 6, "bg20k": 6, "rssn": 6}
+    assert [it.name for it in result.foregrounds] == ["f0", "f1"] and result.foregrounds[0].true_fg is not None
+    assert {k: len(v) for k, v in result.backgrounds.items()} == {"coco": 2, "bg20k": 2}
+
+
+def stage_figures():
+    return ("fig3_routes", "inspector", "domain_gap", "foreground_error")
+
+
+def test_stage_inputs_fall_back_with_a_warning(tmp_path):
+    root = tmp_path / "world"
+    _tiny_world(root)
+    params = _stage_params(root, tmp_path)
+    inputs = stage.stage_inputs(params)
+    assert inputs.bg20k == root / "bg20k" / "train" and inputs.coco == root / COCO
+    params = dataclasses.replace(params, bg20k=dataclasses.replace(params.bg20k, out=str(tmp_path / "none")))
+    with pytest.warns(UserWarning, match="stage 2 not run"):
+        assert stage.stage_inputs(params).bg20k == root / COCO

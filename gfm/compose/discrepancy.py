@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from gfm.core.io import list_images, read_alpha, read_image
+
 #: The measures, in table order: name -> (column prefix, short description).
 MEASURES = {
     "noise": "noise level σ (grey levels)",
@@ -280,8 +282,6 @@ def folder_gap_table(image_dir: str | Path, alpha_dir: str | Path, label: str, *
     margin : int
         Passed to :func:`region_masks`.
     """
-    from gfm.core.io import list_images, read_alpha, read_image
-
     images = list_images(image_dir)[:limit]
     mattes = {p.stem: p for p in list_images(alpha_dir)}
     missing = [p.name for p in images if p.stem not in mattes]
@@ -312,7 +312,10 @@ def gap_summary(table: pd.DataFrame, reference: str = "real") -> pd.DataFrame:
 
 
 def domain_gap_figure(table: pd.DataFrame, *, order: Sequence[str] | None = None, height: float = 3.0):
-    """Box plots of the fg/bg discrepancy of each measure per label (seaborn); returns the Figure."""
+    """Box plots of the fg/bg discrepancy of each measure per label (seaborn); returns the Figure.
+
+    Images where a measure is NaN (a region too small to measure) are left out of its panel.
+    """
     import warnings
 
     import matplotlib
@@ -320,7 +323,7 @@ def domain_gap_figure(table: pd.DataFrame, *, order: Sequence[str] | None = None
     import seaborn as sns
 
     gaps = [f"{m}_gap" for m in MEASURES]
-    long = table.melt(id_vars=["label", "name"], value_vars=gaps, var_name="measure", value_name="gap")
+    long = table.melt(id_vars=["label", "name"], value_vars=gaps, var_name="measure", value_name="gap").dropna()
     order = list(order) if order is not None else list(dict.fromkeys(table["label"]))
     fig, axes = plt.subplots(1, len(gaps), figsize=(3.6 * len(gaps), height), squeeze=False)
     for ax, gap, (measure_name, description) in zip(axes[0], gaps, MEASURES.items()):

@@ -24,11 +24,19 @@ Methods (:data:`METHODS`):
     ``F = alpha I``: what the official code uses when no closed-form foreground is given
     (``process_fgbg``) and what Fig. 3c's text describes; blending it again gives
     ``alpha^2 I + (1 - alpha) B'``, i.e. darkened, old-background-tinted hair.
+
+The methods differ only in the transition band ``0 < alpha < 1`` (where alpha is 1, every method
+returns the photo). They are scored there: against the true F where it is known
+(:func:`foreground_error`, ``mse_transition``) and, for any photo, by the share of the old
+background's colour the estimate carries (:func:`colour_bleeding`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy import ndimage
 
 from gfm.core.arrays import to01
 
@@ -123,3 +131,60 @@ def foreground_error(F_est: np.ndarray, F_true: np.ndarray, alpha: np.ndarray) -
     }
 
 
+def colour_bleeding(F: np.ndarray, image: np.ndarray, alpha: np.ndarray, *,
+                    min_contrast: float = 0.1) -> float:
+    """Share of the old background's colour that a foreground estimate carries (Fig. 3c's artifact).
+
+    Measured in the transition band ``0 < alpha < 1``, where the methods differ, without the true F:
+    both layers' colours are read off the photo nearby, ``F_ref`` at the nearest pixel with
+    ``alpha = 1`` and ``B_ref`` (the old background) at the nearest pixel with ``alpha = 0``. The
+    displacement ``F - F_ref`` is regressed on the old background's direction ``d = B_ref - F_ref``,
+    weighted by alpha (an error of F shows in Eq. (1) as ``alpha`` times that error)::
+
+        bleeding = sum(alpha <F - F_ref, d>) / sum(alpha |d|^2)
+
+    0 means F does not lean towards the old background (the true F of a locally uniform layer);
+    ``F = I`` ("naive") gives about ``sum(alpha (1 - alpha) |d|^2) / sum(alpha |d|^2)``; 1 would be
+    the old background itself. The darkening of ``F = alpha I`` is another artifact: score it with
+    :func:`foreground_error` where the true F is known.
+
+    Parameters
+    ----------
+    F : ndarray
+        The estimate, RGB H×W×3, uint8 or float in [0, 1].
+    image : ndarray
+        The photo it was estimated from, same size and encoding rules.
+    alpha : ndarray
+        H×W (or H×W×1), uint8 or float in [0, 1].
+    min_contrast : float
+        Band pixels whose ``|d|`` (RGB distance in [0, 1] units) is below this are skipped: there
+        the old background cannot be told from the foreground.
+
+    Returns
+    -------
+    float
+        The bleeding share; NaN when the matte has no band, no ``alpha = 1`` or no ``alpha = 0``
+        pixel, or no band pixel with enough contrast.
+    """
+    f, i, a = to01(F, "F"), to01(image, "image"), to01(alpha, "alpha")
+    if a.ndim == 3:
+        a = a[..., 0]
+    if f.shape != i.shape or f.ndim != 3 or f.shape[:2] != a.shape:
+        raise ValueError(f"F {f.shape}, image {i.shape} and alpha {a.shape} must share H×W (F and image RGB)")
+    band, solid, clear = (a > 0) & (a < 1), a >= 1, a <= 0
+    if not (band.any() and solid.any() and clear.any()):
+        return math.nan
+    ys, xs = np.nonzero(band)
+    f_ref = i[_nearest(solid, ys, xs)]
+    d = i[_nearest(clear, ys, xs)] - f_ref
+    keep = np.linalg.norm(d, axis=1) >= min_contrast
+    if not keep.any():
+        return math.nan
+    w, d, shift = a[ys, xs][keep], d[keep], (f[ys, xs] - f_ref)[keep]
+    return float((w * (shift * d).sum(axis=1)).sum() / (w * (d * d).sum(axis=1)).sum())
+
+
+def _nearest(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of the ``mask`` pixel nearest (Euclidean) to each of the pixels ``(ys, xs)``."""
+    _, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
+    return rows[ys, xs], cols[ys, xs]

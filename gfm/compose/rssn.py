@@ -15,7 +15,9 @@ onto a background B. The routes of the paper's COMP-Track (Sect. 5.1) and Table 
     Table 4's ablations: RSSN with only that technique switched on.
 
 Every route pastes each foreground onto K = 5 backgrounds sampled without replacement (the
-paper: "five background images ... for each foreground"; the plain routes too).
+paper: "five background images ... for each foreground"; the plain routes too); the training sets
+are written by :mod:`gfm.compose.build`, and :mod:`gfm.compose.inspect` shows single composites
+made by the same :func:`compose_layers`.
 
 Where this differs from the official code (``generate_composite_rssn``), on purpose:
 
@@ -38,21 +40,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from gfm.compose.denoise import denoise
 from gfm.core.arrays import to01, to_uint8
-from gfm.core.io import sha256_file
-from gfm.core.parallel import parallel_map
 
 PAPER_BLUR_KERNELS = (20, 30, 40, 50, 60)
 RESIZE_MODES = ("stretch", "cover")
-LAYERS = ("image", "alpha", "fg", "bg")
-RECORD_COLUMNS = ("name", "fg", "bg", "k", "route", "denoise", "blur", "kernel", "noise", "sigma",
-                  "denoiser", "fg_method", "seed")
 
 
 @dataclass(frozen=True)
@@ -335,8 +332,6 @@ def compose_layers(fg, alpha, bg, config: RSSNConfig, rng: np.random.Generator, 
     if record["denoise"]:
         given = fg_denoised is not None and bg_denoised is not None
         if fg_denoised is None or bg_denoised is None:
-            from gfm.compose.denoise import denoise
-
             fg_denoised = denoise(f, denoiser) if fg_denoised is None else fg_denoised
             bg_denoised = denoise(b, denoiser) if bg_denoised is None else bg_denoised
         f, b = to_uint8(fg_denoised, "fg_denoised"), to_uint8(bg_denoised, "bg_denoised")
@@ -351,185 +346,6 @@ def compose_layers(fg, alpha, bg, config: RSSNConfig, rng: np.random.Generator, 
         noise = _noise_field(image.shape, record["sigma"], rng)
         image, f, b = _add_noise_u8(image, noise), _add_noise_u8(f, noise), _add_noise_u8(b, noise)
     return Composite(image=image, alpha=a, fg=f, bg=b, record=record)
-
-
-def build_composites(matting_train_dir, backgrounds_dir, out_dir, route: str, *,
-                     config: RSSNConfig | None = None, fg_method: str = "cf", denoiser: str = "nlm",
-                     seed: int = 0, workers: int = 2, denoise_cache=None, fg_cache=None,
-                     progress: bool = True):
-    """Materialise one route's composite training set (the COMP-Track stage).
-
-    For each training foreground (``original`` + ``mask`` of the matting split): F is estimated
-    once (``fg_method``, cached in ``fg_cache``); if the route can denoise, F and every background
-    are denoised once (``denoiser``, cached in ``denoise_cache`` by :func:`gfm.compose.denoise.denoise_folder`);
-    then ``config.k`` backgrounds are sampled without replacement (with replacement only if there
-    are fewer than K) and composed by :func:`compose`.
-
-    Randomness: ``np.random.SeedSequence(seed).spawn(n)`` gives foreground i (sorted by name) its
-    own stream: its first generator samples the backgrounds, its K children drive the composites.
-    The output is therefore the same for any worker count, and routes built with the same seed
-    share backgrounds and decisions.
-
-    Output (replaced atomically: built in a temporary folder, renamed at the end)::
-
-        out_dir/<route>/image/<name>_<k>.png   composite (PNG: lossless, no JPEG artifacts added)
-        out_dir/<route>/alpha/<name>_<k>.png   alpha matte
-        out_dir/<route>/fg/<name>_<k>.png      F of Eq. (1) as used (denoised / noisy)
-        out_dir/<route>/bg/<name>_<k>.png      B of Eq. (1) as used (resized / blurred / noisy)
-        out_dir/<route>/records.csv            one row per composite (:data:`RECORD_COLUMNS`)
-        out_dir/<route>/config.json            route, config, seed, fg_method, denoiser
-
-    Parameters
-    ----------
-    matting_train_dir : path or gfm.core.layout.Split
-        The training split (``gfm.core.layout.matting_split(datasets, "train")``).
-    backgrounds_dir : path
-        Folder of background images (COCO or BG-20k train, see :data:`ROUTE_BACKGROUNDS`).
-    out_dir : path
-        Root of the composite sets.
-    route : str
-        A key of :data:`ROUTES`.
-    config : RSSNConfig, optional
-        The route's knobs; default ``ROUTES[route]``. Use :func:`route_config` to override knobs.
-    fg_method : str
-        ``gfm.compose.foreground.estimate_foreground`` method ("cf": the paper's).
-    denoiser : str
-        ``gfm.compose.denoise`` method ("bm3d": the paper's; "nlm": fast).
-    seed : int
-        Seed of every random decision.
-    workers : int
-        Processes for the per-foreground work (joblib).
-    denoise_cache, fg_cache : path, optional
-        Cache folders; default ``out_dir/_cache/denoised`` and ``out_dir/_cache/fg``.
-    progress : bool
-        Show tqdm progress bars.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The records (also written to ``records.csv``).
-    """
-    import pandas as pd
-
-    from gfm.compose.denoise import METHODS as DENOISERS, denoise_folder
-    from gfm.compose.foreground import METHODS as FG_METHODS
-    from gfm.core.io import atomic_dir, list_images, write_json, write_text
-    from gfm.core.layout import Split
-
-    if route not in ROUTES:
-        raise ValueError(f"route must be one of {tuple(ROUTES)}, got {route!r}")
-    if fg_method not in FG_METHODS:
-        raise ValueError(f"fg_method must be one of {FG_METHODS}, got {fg_method!r}")
-    if denoiser not in DENOISERS:
-        raise ValueError(f"denoiser must be one of {DENOISERS}, got {denoiser!r}")
-    config = ROUTES[route] if config is None else config
-    split = matting_train_dir if isinstance(matting_train_dir, Split) else Split(Path(matting_train_dir))
-    out_dir = Path(out_dir)
-    names = split.names()
-    if not names:
-        raise ValueError(f"{split.original}: no training images")
-    backgrounds = [str(p) for p in list_images(backgrounds_dir)]
-    if not backgrounds:
-        raise ValueError(f"{backgrounds_dir}: no background images")
-    fg_cache = Path(fg_cache) if fg_cache is not None else out_dir / "_cache" / "fg"
-    denoise_cache = Path(denoise_cache) if denoise_cache is not None else out_dir / "_cache" / "denoised"
-
-    fg_dir = cache_foregrounds(split, fg_cache / fg_method, method=fg_method, workers=workers,
-                               progress=progress)
-    fg_dn_dir = bg_dn_dir = None
-    if config.use_denoise and config.p_denoise > 0:
-        fg_dn_dir = denoise_cache / f"fg_{fg_method}_{denoiser}"
-        import hashlib
-
-        where = hashlib.sha256(str(Path(backgrounds_dir).resolve()).encode()).hexdigest()[:8]
-        bg_dn_dir = denoise_cache / f"bg_{Path(backgrounds_dir).name}_{where}_{denoiser}"
-        denoise_folder(fg_dir, fg_dn_dir, denoiser, workers, progress=progress)
-        denoise_folder(backgrounds_dir, bg_dn_dir, denoiser, workers, progress=progress)
-
-    with atomic_dir(out_dir / route) as tmp:
-        for layer in LAYERS:
-            (tmp / layer).mkdir()
-        children = np.random.SeedSequence(seed).spawn(len(names))
-        jobs = [(name, str(split.mask_path(name)), str(fg_dir), backgrounds, child, config, str(tmp),
-                 None if fg_dn_dir is None else str(fg_dn_dir),
-                 None if bg_dn_dir is None else str(bg_dn_dir), route, fg_method, denoiser, seed)
-                for name, child in zip(names, children)]
-        rows = [row for rows in parallel_map(_compose_foreground, jobs, workers, progress=progress,
-                                             desc=f"compose[{route}]") for row in rows]
-        records = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
-        write_text(tmp / "records.csv", records.to_csv(index=False))
-        write_json(tmp / "config.json", {"route": route, "config": config.to_dict(), "seed": seed,
-                                         "fg_method": fg_method, "denoiser": denoiser,
-                                         "backgrounds": str(backgrounds_dir),
-                                         "foregrounds": str(split.root)})
-    return records
-
-
-def cache_foregrounds(split, dst, method: str = "cf", *, workers: int = 2, progress: bool = True) -> Path:
-    """Estimate F (``gfm.compose.foreground.estimate_foreground``) for every image of a split, once.
-
-    Writes ``dst/<name>.png`` with a sidecar ``dst/<name>.recipe.json`` (method and SHA-256 of
-    the image and the mask); an output whose sidecar matches is reused. Returns ``dst``.
-    """
-
-    dst = Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(split.image_path(n)), str(split.mask_path(n)), str(dst), method) for n in split.names()]
-    parallel_map(_foreground_one, jobs, workers, progress=progress, desc=f"foreground[{method}]")
-    return dst
-
-
-def _foreground_one(image_path: str, mask_path: str, dst: str, method: str) -> bool:
-    import json
-
-    from gfm.compose.denoise import RECIPE_SUFFIX
-    from gfm.compose.foreground import estimate_foreground
-    from gfm.core.io import read_alpha, read_image, write_image, write_json
-
-    stem = Path(image_path).stem
-    out, sidecar = Path(dst) / f"{stem}.png", Path(dst) / f"{stem}{RECIPE_SUFFIX}"
-    wanted = {"method": method, "image_sha256": sha256_file(image_path), "mask_sha256": sha256_file(mask_path)}
-    if out.is_file() and sidecar.is_file():
-        try:
-            if json.loads(sidecar.read_text()) == wanted:
-                return True
-        except (OSError, json.JSONDecodeError):
-            pass
-    image, alpha = read_image(image_path), read_alpha(mask_path)
-    if alpha.shape != image.shape[:2]:
-        raise ValueError(f"{mask_path}: mask size {alpha.shape} differs from the image's {image.shape[:2]}")
-    fg = estimate_foreground(image, alpha, method=method)
-    write_image(out, to_uint8(fg, "fg"))
-    write_json(sidecar, wanted)
-    return False
-
-
-def _compose_foreground(name, mask_path, fg_dir, backgrounds, seed_seq, config, out, fg_dn_dir,
-                        bg_dn_dir, route, fg_method, denoiser, seed) -> list[dict]:
-    from gfm.core.io import read_alpha, read_image, write_image
-
-    fg = read_image(Path(fg_dir) / f"{name}.png")
-    alpha = read_alpha(mask_path)
-    fg_dn = read_image(Path(fg_dn_dir) / f"{name}.png") if fg_dn_dir else None
-    picker = np.random.default_rng(seed_seq)
-    chosen = picker.choice(len(backgrounds), size=config.k, replace=config.k > len(backgrounds))
-    rows = []
-    for k, (index, child) in enumerate(zip(chosen, seed_seq.spawn(config.k))):
-        bg_path = Path(backgrounds[int(index)])
-        bg = read_image(bg_path)
-        bg_dn = read_image(Path(bg_dn_dir) / f"{bg_path.stem}.png") if bg_dn_dir else None
-        result = compose_layers(fg, alpha, bg, config, np.random.default_rng(child),
-                                fg_denoised=fg_dn, bg_denoised=bg_dn, denoiser=denoiser)
-        stem = f"{name}_{k}"
-        for layer in LAYERS:
-            write_image(Path(out) / layer / f"{stem}.png", getattr(result, layer))
-        rec = result.record
-        rows.append({"name": stem, "fg": name, "bg": bg_path.name, "k": k, "route": route,
-                     "denoise": rec["denoise"], "blur": rec["blur"], "kernel": rec["kernel"],
-                     "noise": rec["noise"], "sigma": rec["sigma"],
-                     "denoiser": denoiser if rec["denoise"] else "", "fg_method": fg_method,
-                     "seed": seed})
-    return rows
 
 
 def _blend_u8(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
