@@ -1,27 +1,51 @@
-"""HTML reports: executed stage notebooks → self-contained HTML, plus an index page.
+"""HTML reports: executed stage notebooks -> self-contained pages, plus an index page.
 
-The reports work offline: figures are embedded (base64), tables are HTML, and the template
-(``gfm/report/templates/gfm_offline``) loads nothing from a CDN — no require.js, MathJax, mermaid or widget
-manager. Widgets appear through the static figures every notebook shows beside them. DVC's plots are
-rendered to inline SVG with ``vl-convert`` (Vega-Lite without a browser) rather than ``dvc plots
-show``'s HTML, which loads Vega from a CDN.
+The pages work offline: figures are embedded (base64), tables are HTML, and the template
+(``gfm/report/templates/gfm_offline``) loads nothing from a CDN -- no require.js, MathJax, mermaid or
+widget manager. Widgets appear through the static figures every notebook shows beside them. Every
+page carries a navigation bar (the index and each stage page). DVC's plots are rendered to inline
+SVG with ``vl-convert`` (Vega-Lite without a browser) rather than ``dvc plots show``'s HTML, which
+loads Vega from a CDN.
+
+The index (:func:`build_reports`) shows the headline findings (``metrics/findings.json``'s
+summary and the findings table of ``reports/paper/findings.csv``), links to every table and figure
+of ``reports/paper``, the run details (commit, CPU, device, precision, torch, wall time) read from
+the stages' metrics and run files, and every metric and training curve.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
+import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import nbformat
 
 from gfm.core.io import write_text
 
+__all__ = ["TEMPLATES", "RUN_FIELDS", "notebook_to_html", "build_reports", "build_site", "main", "collect_metrics",
+           "collect_run_files", "run_details", "loss_plots_svg"]
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Run details shown on the index: heading -> the keys a stage may record it under (first found wins).
+RUN_FIELDS = {"commit": ("commit", "git_commit", "git"), "CPU": ("cpu",), "device": ("device",),
+              "precision": ("precision",), "torch": ("torch", "torch_version"),
+              "wall time (s)": ("wall_s", "wall_time_s", "seconds", "time_s", "elapsed_s")}
+_FINDINGS_COLUMNS = ("id", "kind", "claim", "arms", "diff", "ci95", "relative", "n_images", "n_seeds", "verdict")
+_STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+th{background:#f4f4f4}figure{display:inline-block;margin:1em}
+nav.gfm-nav{font-family:sans-serif;font-size:14px;padding:6px 10px;background:#f4f4f4;border-bottom:1px solid #ccc}
+nav.gfm-nav a{margin-right:1em}nav.gfm-nav b{margin-right:1em}
+.reproduced{color:#17702a}.contradicted{color:#b0161b}.inconclusive{color:#555}.not_run{color:#999}"""
 
 
-def notebook_to_html(notebook: str | Path, out: str | Path) -> Path:
-    """Convert an executed notebook to a self-contained offline HTML page at ``out`` (atomic)."""
+def notebook_to_html(notebook: str | Path, out: str | Path, *, nav: str = "") -> Path:
+    """Convert an executed notebook to a self-contained offline HTML page at ``out`` (atomic);
+    ``nav`` is HTML placed at the top of the page (see :func:`build_reports`)."""
     from nbconvert import HTMLExporter
 
     notebook = Path(notebook)
@@ -33,33 +57,60 @@ def notebook_to_html(notebook: str | Path, out: str | Path) -> Path:
     exporter = HTMLExporter(template_name="gfm_offline", extra_template_basedirs=[str(TEMPLATES)])
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, notebook)}})
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, notebook)}, "gfm_nav": nav})
     return write_text(out, body)
 
 
-def build_reports(notebooks: list[str | Path], html_dir: str | Path, *, title: str = "gfm-companion reports",
-                  metrics: dict | None = None, plots: list[tuple[str, str]] | None = None) -> Path:
+def build_reports(notebooks: Sequence[str | Path], html_dir: str | Path, *, title: str = "gfm-companion reports",
+                  metrics: Mapping | None = None, plots: Sequence[tuple[str, str]] | None = None,
+                  paper_dir: str | Path | None = None, run_files: Mapping | None = None) -> Path:
     """Convert each executed notebook into ``html_dir`` and write ``html_dir/index.html``.
 
-    ``metrics`` maps metrics files to their content (see :func:`collect_metrics`), ``plots`` is a
-    list of (title, SVG) pairs (see :func:`loss_plots_svg`). Returns the index path.
+    Parameters
+    ----------
+    notebooks : sequence of paths
+        Executed stage notebooks (one page each, named after the notebook).
+    html_dir : str or Path
+        Output folder.
+    metrics : mapping, optional
+        ``{path: content}`` of the metrics files (:func:`collect_metrics`); the one named
+        ``findings.json`` gives the headline summary.
+    plots : sequence, optional
+        (title, SVG) pairs (:func:`loss_plots_svg`).
+    paper_dir : str or Path, optional
+        ``reports/paper``: its ``findings.csv`` is the findings table, and every table and figure in
+        it is linked (relative links).
+    run_files : mapping, optional
+        ``{path: content}`` of other run-detail JSON files (:func:`collect_run_files`).
+
+    Returns the index path.
     """
     html_dir = Path(html_dir)
-    pages = []
-    for notebook in sorted(Path(n) for n in notebooks):
-        page = html_dir / f"{notebook.stem}.html"
-        notebook_to_html(notebook, page)
-        pages.append((notebook.stem, page.name))
-    return write_text(html_dir / "index.html", _index(title, pages, metrics or {}, plots or []))
+    pages = [(Path(n).stem, f"{Path(n).stem}.html") for n in sorted(Path(n) for n in notebooks)]
+    for notebook, (name, href) in zip(sorted(Path(n) for n in notebooks), pages):
+        notebook_to_html(notebook, html_dir / href, nav=_nav(pages, current=name))
+    metrics = dict(metrics or {})
+    sections = [_nav(pages, current="index"), f"<h1>{html.escape(title)}</h1>",
+                _headline(metrics, paper_dir), _paper_links(paper_dir, html_dir),
+                _run_table(run_details({**metrics, **dict(run_files or {})})),
+                _stage_list(pages), _metrics_table(metrics), _plots(plots or [])]
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
+            f"<style>{_STYLE}</style>\n</head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+    return write_text(html_dir / "index.html", page)
 
 
 def build_site(notebooks_dir: str | Path, out: str | Path, *, metrics_dir: str | Path = "metrics",
-               models_dir: str | Path = "artifacts/models") -> Path:
-    """HTML of every executed notebook in ``notebooks_dir`` plus the index, into ``out`` -> index path."""
+               models_dir: str | Path = "artifacts/models", paper_dir: str | Path | None = None) -> Path:
+    """HTML of every executed notebook in ``notebooks_dir`` plus the index, into ``out`` -> index path.
+
+    ``paper_dir`` default: ``<out>/../paper`` (``reports/paper`` beside ``reports/html``).
+    """
     notebooks = sorted(Path(notebooks_dir).glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"{notebooks_dir}: no executed notebooks")
-    return build_reports(notebooks, out, metrics=collect_metrics(metrics_dir), plots=loss_plots_svg(models_dir))
+    paper_dir = Path(out).parent / "paper" if paper_dir is None else Path(paper_dir)
+    return build_reports(notebooks, out, metrics=collect_metrics(metrics_dir), plots=loss_plots_svg(models_dir),
+                         paper_dir=paper_dir, run_files=collect_run_files(models_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", default="metrics", help="folder of metrics JSON files (default: metrics)")
     parser.add_argument("--models", default="artifacts/models",
                         help="folder of training runs with losses.csv (default: artifacts/models)")
+    parser.add_argument("--paper", default=None, help="the paper report's folder (default: OUT_DIR/../paper)")
     args = parser.parse_args(argv)
-    index = build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models)
+    index = build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models,
+                       paper_dir=args.paper)
     print(f"{index}: {len(list(Path(args.notebooks).glob('*.ipynb')))} report(s)")
     return 0
 
@@ -84,35 +137,66 @@ def collect_metrics(metrics_dir: str | Path = "metrics") -> dict:
     Read from the files rather than through ``dvc metrics show``, which cannot run while ``dvc
     repro`` holds the repository lock (the report stage builds this page inside a repro).
     """
-    found = {}
-    for path in sorted(Path(metrics_dir).rglob("*.json")):
-        try:
-            found[path.as_posix()] = json.loads(path.read_text())
-        except ValueError as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from error
-    return found
+    return {path.as_posix(): _read_json(path) for path in sorted(Path(metrics_dir).rglob("*.json"))}
+
+
+def collect_run_files(models_dir: str | Path = "artifacts/models") -> dict:
+    """The training runs' ``train_summary.json`` under ``models_dir`` ({path: content}): run details."""
+    return {path.as_posix(): _read_json(path) for path in sorted(Path(models_dir).rglob("train_summary.json"))}
+
+
+def run_details(sources: Mapping[str, Mapping]) -> list[dict]:
+    """One row per file that records a run detail: ``source`` and each :data:`RUN_FIELDS` heading.
+
+    A file's details are its ``run`` mapping if it has one, else its top-level keys. A detail no
+    file records is "unknown"; with no file recording any, one row of "unknown".
+    """
+    rows = []
+    for path, content in sorted(sources.items()):
+        if not isinstance(content, Mapping):
+            continue
+        details = content.get("run") if isinstance(content.get("run"), Mapping) else content
+        row = {heading: next((details[k] for k in keys if details.get(k) not in (None, "")), None)
+               for heading, keys in RUN_FIELDS.items()}
+        if any(v is not None and not isinstance(v, Mapping) for v in row.values()):
+            rows.append({"source": path, **{k: "unknown" if v is None else v for k, v in row.items()}})
+    return rows or [{"source": "unknown", **{heading: "unknown" for heading in RUN_FIELDS}}]
 
 
 def loss_plots_svg(models_dir: str | Path = "artifacts/models", y: str = "total") -> list[tuple[str, str]]:
     """The training curves that ``dvc plots show`` draws (``losses.csv``, x = step), as SVG.
 
-    One Vega-Lite line chart per experiment, rendered offline with vl-convert.
+    One Vega-Lite line chart per training run (``<experiment>/s<seed>/losses.csv``, or the legacy
+    ``<experiment>/losses.csv``), rendered offline with vl-convert.
     """
     import pandas as pd
     import vl_convert
 
     plots = []
-    for csv in sorted(Path(models_dir).glob("*/losses.csv")):
+    root = Path(models_dir)
+    for csv in sorted([*root.glob("*/losses.csv"), *root.glob("*/s*/losses.csv")]):
         table = pd.read_csv(csv)
         if table.empty or "step" not in table or y not in table:
             continue
+        run = csv.parent.relative_to(root).as_posix().replace("/", " ")
         spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 320, "height": 180,
-                "title": f"{csv.parent.name}: {y} loss", "mark": "line",
+                "title": f"{run}: {y} loss", "mark": "line",
                 "data": {"values": table[["step", y]].to_dict(orient="records")},
                 "encoding": {"x": {"field": "step", "type": "quantitative"},
                              "y": {"field": y, "type": "quantitative", "scale": {"zero": False}}}}
         plots.append((csv.as_posix(), vl_convert.vegalite_to_svg(spec)))
     return plots
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def _title(nb, path: Path) -> str:
@@ -124,39 +208,104 @@ def _title(nb, path: Path) -> str:
     return path.stem
 
 
-def _index(title: str, pages, metrics: dict, plots) -> str:
+def _nav(pages, current: str) -> str:
+    """The navigation bar: the index, then every stage page (the current one in bold)."""
+    links = [("index", "index.html"), *pages]
+    items = [f"<b>{html.escape(name)}</b>" if name == current
+             else f'<a href="{html.escape(href)}">{html.escape(name)}</a>' for name, href in links]
+    return f'<nav class="gfm-nav">{" ".join(items)}</nav>'
+
+
+def _headline(metrics: Mapping, paper_dir) -> str:
+    """The findings summary (metrics/findings.json) and table (reports/paper/findings.csv)."""
+    found = next((content for path, content in metrics.items() if Path(path).name == "findings.json"), None)
+    summary = (found or {}).get("summary") if isinstance(found, Mapping) else None
+    parts = ["<h2>Headline findings</h2>"]
+    if not isinstance(summary, Mapping):
+        return parts[0] + "\n<p>No findings: the paper stage has not run (no metrics/findings.json).</p>"
+    parts.append("<p>" + ", ".join(f'<span class="{html.escape(k)}">{html.escape(k.replace("_", " "))}: '
+                                   f"<b>{int(v)}</b></span>" for k, v in summary.items()) + " claims.</p>")
+    table = Path(paper_dir) / "findings.csv" if paper_dir is not None else None
+    if table is not None and table.is_file():
+        import pandas as pd
+
+        rows = pd.read_csv(table).to_dict(orient="records")
+    else:
+        rows = [{"id": id, **entry} for id, entry in (found.get("claims") or {}).items()]
+    columns = [c for c in _FINDINGS_COLUMNS if any(c in r for r in rows)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "\n".join("<tr>" + "".join(_cell(c, r.get(c)) for c in columns) + "</tr>" for r in rows)
+    return "\n".join(parts) + f"\n<table><tr>{head}</tr>\n{body}</table>"
+
+
+def _cell(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "<td></td>"
+    if column == "verdict":
+        return f'<td class="{html.escape(str(value))}"><b>{html.escape(str(value))}</b></td>'
+    if isinstance(value, float):
+        return f"<td>{value:.4g}</td>"
+    if isinstance(value, (list, tuple)):
+        value = "[" + ", ".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                                for v in value) + "]"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _paper_links(paper_dir, html_dir: Path) -> str:
+    """Links to every table (HTML, CSV) and figure (PNG) of the paper report."""
+    heading = "<h2>The paper report: tables and figures</h2>"
+    folder = Path(paper_dir) if paper_dir is not None else None
+    if folder is None or not folder.is_dir():
+        return heading + "\n<p>Not run: no paper report folder.</p>"
+    rel = lambda p: html.escape(Path(os.path.relpath(p, html_dir)).as_posix())  # noqa: E731
+    tables = []
+    for page in sorted(folder.glob("*.html")):
+        csv = page.with_suffix(".csv")
+        extra = f' (<a href="{rel(csv)}">CSV</a>)' if csv.is_file() else ""
+        tables.append(f'<li><a href="{rel(page)}">{html.escape(page.stem)}</a>{extra}</li>')
+    figures = [f'<li><a href="{rel(png)}">{html.escape(png.stem)}</a></li>' for png in sorted(folder.glob("*.png"))]
+    return (heading + "\n<h3>Tables</h3><ul>" + "\n".join(tables) + "</ul>\n<h3>Figures</h3><ul>"
+            + "\n".join(figures) + "</ul>")
+
+
+def _run_table(rows: list[dict]) -> str:
+    headings = ["source", *RUN_FIELDS]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_plain(r[h]))}</td>" for h in headings) + "</tr>"
+                     for r in rows)
+    return f"<h2>Run details</h2>\n<table><tr>{head}</tr>\n{body}</table>"
+
+
+def _plain(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _stage_list(pages) -> str:
+    rows = "\n".join(f'<li><a href="{html.escape(href)}">{html.escape(name)}</a></li>' for name, href in pages)
+    return f"<h2>Stage reports</h2><ul>\n{rows}\n</ul>"
+
+
+def _metrics_table(metrics: Mapping) -> str:
     esc = html.escape
-    rows = "\n".join(f'<li><a href="{esc(href)}">{esc(name)}</a></li>' for name, href in pages)
-    metric_rows = []
+    rows = []
     for path, values in sorted(metrics.items()):
         for key, value in sorted(_flatten(values).items()):
             shown = f"{value:.6g}" if isinstance(value, float) else esc(str(value))
-            metric_rows.append(f"<tr><td>{esc(path)}</td><td>{esc(key)}</td><td>{shown}</td></tr>")
-    metric_table = ("<table><tr><th>file</th><th>metric</th><th>value</th></tr>"
-                    + "\n".join(metric_rows) + "</table>") if metric_rows else "<p>No metrics.</p>"
-    plot_html = "\n".join(f"<figure><figcaption>{esc(name)}</figcaption>{svg}</figure>" for name, svg in plots) \
-        or "<p>No plots.</p>"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}figure{{display:inline-block;margin:1em}}</style>
-</head><body>
-<h1>{esc(title)}</h1>
-<h2>Stage reports</h2><ul>
-{rows}
-</ul>
-<h2>Metrics (dvc metrics show)</h2>
-{metric_table}
-<h2>Plots (dvc plots show)</h2>
-{plot_html}
-</body></html>
-"""
+            rows.append(f"<tr><td>{esc(path)}</td><td>{esc(key)}</td><td>{shown}</td></tr>")
+    table = ("<table><tr><th>file</th><th>metric</th><th>value</th></tr>" + "\n".join(rows) + "</table>") \
+        if rows else "<p>No metrics.</p>"
+    return f"<h2>Metrics (dvc metrics show)</h2>\n{table}"
+
+
+def _plots(plots) -> str:
+    shown = "\n".join(f"<figure><figcaption>{html.escape(name)}</figcaption>{svg}</figure>" for name, svg in plots)
+    return f"<h2>Plots (dvc plots show)</h2>\n{shown or '<p>No plots.</p>'}"
 
 
 def _flatten(tree, prefix: str = "") -> dict:
     flat = {}
-    for key, value in (tree or {}).items():
-        if isinstance(value, dict):
+    for key, value in (tree or {}).items() if isinstance(tree, Mapping) else ():
+        if isinstance(value, Mapping):
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

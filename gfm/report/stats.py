@@ -147,7 +147,7 @@ def as_arm(values) -> np.ndarray:
     """``values`` as a float array shaped (n_seeds, n_images, n_metrics).
 
     Accepts (n_images,) (one seed, one metric), (n_seeds, n_images) (one metric) or the 3-D shape.
-    Raises ValueError on non-finite values (drop such images before, see gfm.report.claims).
+    Raises ValueError on non-finite values (drop such images before, see gfm.report.judge).
     """
     x = np.asarray(values, dtype=float)
     if x.ndim == 1:

@@ -1,0 +1,159 @@
+"""Stage 6 (notebooks/06_paper.ipynb): the paper report, built from the other stages' outputs.
+
+:func:`run` reads what stages 1-5 wrote (gfm.report.inputs), puts this run beside the paper's
+Tables 1-7 (gfm.report.tables), judges the paper's claims (gfm.report.findings), draws the
+report's own figures (gfm.report.figures, the forest plot) and lists the figures stages 2, 3 and 5
+drew. It writes, each file atomically and the folder as a whole:
+
+* ``<report.out>/paper/``: ``paper_numbers``, ``overview``, ``table1`` ... ``table7``,
+  ``table6_best`` and ``findings`` as CSV + HTML; ``findings.json`` (every comparison of every
+  claim); ``forest.png``, ``training_curves.png``, ``domain_gap.png``, ``comp_track.png``
+  (those that can be drawn);
+* ``report.findings_out`` (``metrics/findings.json``): verdicts as words and numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from gfm.core.figures import save_figure
+from gfm.core.io import atomic_dir, write_json
+from gfm.report import experiments as ex
+from gfm.report import figures, findings, inputs, stats, tables
+from gfm.report.numbers import paper_numbers, paper_values
+
+__all__ = ["PaperReport", "run"]
+
+#: The stages whose figures the report shows: name -> the params section holding its ``out``.
+STAGE_FIGURES = {"bg20k": "stage 2: BG-20k", "compose": "stage 3: composition routes",
+                 "evaluate": "stage 5: evaluation"}
+
+
+@dataclass(frozen=True)
+class PaperReport:
+    """What :func:`run` built (the notebook shows it).
+
+    Attributes
+    ----------
+    out : Path
+        ``<report.out>/paper``.
+    data : str
+        What this run evaluated on.
+    overview, numbers, table6_best, findings_table : DataFrame
+        This run's experiments; the paper's numbers; Table 6's best settings; the judged claims.
+    tables : dict
+        ``table1`` ... ``table7`` (gfm.report.tables.PaperTable).
+    findings : dict
+        gfm.report.judge.judge's full result.
+    figures : dict
+        The report's own figures that were drawn: name -> PNG path.
+    not_drawn : dict
+        The report's figures that were not drawn: name -> why.
+    stage_figures : dict
+        ``{stage: [(caption, PNG path), ...]}`` for stages 2, 3 and 5 (empty: not run).
+    seconds : float
+        Wall time of :func:`run`.
+    """
+
+    out: Path
+    data: str
+    overview: pd.DataFrame
+    numbers: pd.DataFrame
+    tables: dict
+    table6_best: pd.DataFrame
+    findings: dict
+    findings_table: pd.DataFrame
+    figures: dict
+    not_drawn: dict
+    stage_figures: dict
+    seconds: float
+
+    def show_figure(self, name: str) -> None:
+        """Display the report's figure ``name`` (a PNG of :attr:`out`), or why it was not drawn."""
+        from IPython.display import Image, Markdown, display
+
+        if name in self.figures:
+            display(Image(filename=str(self.figures[name])))
+        else:
+            display(Markdown(f"*{self.not_drawn.get(name, f'no figure {name!r}')}*"))
+
+    def show_stage_figures(self, stage: str) -> None:
+        """Display the figures stage ``stage`` (bg20k, compose, evaluate) drew, each with its
+        caption, or say that it has not run."""
+        from IPython.display import Image, Markdown, display
+
+        found = self.stage_figures.get(stage, [])
+        if not found:
+            display(Markdown(f"*not run: no figures of {STAGE_FIGURES.get(stage, stage)} "
+                             f"(`<{stage}.out>/{inputs.FIGURES}/*.png`)*"))
+        for caption, path in found:
+            display(Markdown(f"**{caption}** (`{path}`)"), Image(filename=str(path)))
+
+
+def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
+    """Build the paper report of the run configured by ``params`` (gfm.core.config.Params).
+
+    ``n_boot`` and ``seed``: the bootstrap of the findings (gfm.report.stats).
+    """
+    import matplotlib.pyplot as plt
+
+    start = time.perf_counter()
+    cfg, evaluation = params.report, Path(params.evaluate.out)
+    out = Path(cfg.out) / "paper"
+    metrics = inputs.load_metrics(cfg.metrics_dir)
+    data = inputs.run_data(metrics.get("download"), params.profile)
+    numbers = paper_numbers()
+    grid = ex.from_params(params)
+    planned = ex.load_experiments(cfg.paper_profile) if Path(cfg.paper_profile).is_file() else None
+
+    evidence = findings.gather(evaluation, experiments=list(grid), metrics=metrics, compose_out=params.compose.out)
+    summary = tables.experiment_summary(evidence.per_image, grid, evaluated=metrics.get("evaluate"))
+    references = tables.reference_summary(inputs.baselines(evaluation))
+    table6_grid = inputs.read_csv(evaluation / "table6.csv")
+    common = dict(references=references, numbers=numbers, data=data)
+    built = {"table1": tables.table1(summary, planned=planned, **common),
+             "table2": tables.table2(**common),
+             "table3": tables.table3(summary, planned=planned, **common),
+             "table4": tables.table4(summary, planned=planned, **common),
+             "table5": tables.table5(summary, planned=planned, **common),
+             "table6": tables.table6(table6_grid, per_image=inputs.read_csv(evaluation / inputs.TABLE6_PER_IMAGE),
+                                     numbers=numbers, data=data),
+             "table7": tables.table7(inputs.read_csv(evaluation / "complexity.csv"), numbers=numbers)}
+    best = tables.table6_best(table6_grid, numbers=numbers, data=data)
+    result = findings.judge_outputs(evidence, grid, n_boot=n_boot, seed=seed, numbers=paper_values(numbers))
+    claims = findings.findings_table(result)
+    overview = tables.overview(summary, data=data)
+
+    drawers = {
+        "forest": lambda: findings.forest_plot(result),
+        "training_curves": lambda: figures.training_curves(inputs.training_losses(params.train.out, list(grid))),
+        "domain_gap": lambda: figures.domain_gap(metrics.get("compose") or {}),
+        "comp_track": lambda: figures.comp_track(summary, numbers=numbers, data=data),
+    }
+    drawn, not_drawn = {}, {}
+    with atomic_dir(out) as tmp:
+        tables.save_frame(numbers, tmp, "paper_numbers", title="The paper's numbers (transcribed from its prose)")
+        tables.save_frame(overview, tmp, "overview", title="This run's experiments and the paper's rows")
+        for table in built.values():
+            table.save(tmp)
+        tables.save_frame(best, tmp, "table6_best", title="Table 6: the best settings, the paper's and this run's")
+        tables.save_frame(claims, tmp, "findings", title="Findings: the paper's claims on this run")
+        write_json(tmp / "findings.json", result)
+        for name, draw in drawers.items():
+            try:
+                fig = draw()
+            except ValueError as error:
+                not_drawn[name] = f"not run: {error}"
+                continue
+            save_figure(fig, tmp, name)
+            plt.close(fig)
+            drawn[name] = out / f"{name}.png"
+    findings.write_findings_metrics(cfg.findings_out, result)
+    stage_figures = {stage: inputs.stage_figures(getattr(params, stage).out) for stage in STAGE_FIGURES}
+    return PaperReport(out=out, data=data, overview=overview, numbers=numbers, tables=built, table6_best=best,
+                       findings=result, findings_table=claims, figures=drawn, not_drawn=not_drawn,
+                       stage_figures=stage_figures, seconds=time.perf_counter() - start)
