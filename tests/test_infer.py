@@ -1,15 +1,14 @@
-"""Inference (gfm.model.infer): pass sizes, resizing back, the hybrid-resolution test, checkpoint loading."""
+"""Inference (gfm.model.infer): pass sizes, resizing back, the hybrid-resolution test, load_model."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from gfm.model.infer import load_model, parse_official, pass_size, pass_sizes, predict, predict_batch
+from gfm.model.checkpoint import CheckpointError
+from gfm.model.infer import load_model, pass_size, pass_sizes, predict, predict_batch
 from gfm.model.network import build_gfm
 
 
@@ -188,28 +187,29 @@ def test_rim_strategy_needs_rim_model():
 
 
 # --------------------------------------------------------------------------------------------
-# load_model
+# load_model (the run-folder contract itself: tests/test_checkpoint.py)
 # --------------------------------------------------------------------------------------------
 
-def _save_run(folder, model, config):
-    folder.mkdir(parents=True)
-    torch.save(model.state_dict(), folder / "model.pt")
-    (folder / "train_summary.json").write_text(json.dumps({"experiment": folder.name, "config": config}))
-
-
-def test_load_model_from_training_run(tmp_path):
-    torch.manual_seed(1)
-    model = build_gfm("r18_lite", "FT", decoder="single").eval()
-    config = {"experiment": "x-ft", "backbone": "r18_lite", "rosta": "FT", "decoder": "single",
-              "ppm": "five", "bridge": True, "track": "ori"}
-    _save_run(tmp_path / "x-ft", model, config)
+def test_load_model_from_training_run(tmp_path, make_run):
+    model = make_run(tmp_path / "x-ft", "FT", seed=1, decoder="single")
     loaded, meta = load_model(tmp_path / "x-ft")
     assert meta["rosta"] == "FT" and meta["decoder"] == "single" and meta["experiment"] == "x-ft"
+    assert meta["track"] == "ori" and not meta["official"]
     x = torch.rand(1, 3, 64, 64) * 255
     with torch.no_grad():
         torch.testing.assert_close(loaded(x)["fusion"], model(x)["fusion"])
     loaded2, _ = load_model(tmp_path / "x-ft" / "model.pt")
     assert not loaded2.training
+
+
+def test_load_model_from_a_legacy_training_run(tmp_path, make_run):
+    """model.pt as a bare state dict with train_summary.json beside it (gfm.train.loop before checkpoint.py)."""
+    model = make_run(tmp_path / "x-ft", "FT", seed=1, legacy=True, decoder="single")
+    loaded, meta = load_model(tmp_path / "x-ft")
+    assert meta["rosta"] == "FT" and meta["decoder"] == "single" and meta["experiment"] == "x-ft"
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["fusion"], model(x)["fusion"])
 
 
 def test_load_model_from_training_checkpoint(tmp_path):
@@ -225,13 +225,13 @@ def test_load_model_official_layout(tmp_path):
     model = build_gfm("r18_lite", "BT")
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "gfm_r18_bt.pth")
     loaded, meta = load_model(tmp_path / "gfm_r18_bt.pth", official="r18_lite-bt")
-    assert meta["rosta"] == "BT" and meta["official"]
+    assert meta["rosta"] == "BT" and meta["official"] and meta["experiment"] == "gfm_r18_bt"
     x = torch.rand(1, 3, 64, 64) * 255
     with torch.no_grad():
         torch.testing.assert_close(loaded(x)["fusion"], model.eval()(x)["fusion"])
 
 
-def test_load_model_errors(tmp_path):
+def test_load_model_errors(tmp_path, make_run):
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         load_model(tmp_path / "missing")
     torch.save(build_gfm("r18_lite", "TT").state_dict(), tmp_path / "bare.pt")
@@ -240,18 +240,11 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt"):
         load_model(tmp_path / "junk.pt")
-
-
-@pytest.mark.parametrize("spec, expected", [("r34-tt", ("r34", "TT")), ("r34_2b-RIM", ("r34_2b", "RIM")),
-                                            ("d121-ft", ("d121", "FT"))])
-def test_parse_official(spec, expected):
-    assert parse_official(spec) == expected
-
-
-@pytest.mark.parametrize("spec", ["r34", "r34-xx", "-tt"])
-def test_parse_official_rejects(spec):
+    make_run(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="run: a training run folder.*without --official"):
+        load_model(tmp_path / "run", official="r18_lite-tt")
     with pytest.raises(ValueError, match="BACKBONE-ROSTA"):
-        parse_official(spec)
+        load_model(tmp_path / "bare.pt", official="r18_lite")
 
 
 def test_rim_model_single_pass_at_one_third():

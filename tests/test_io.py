@@ -1,10 +1,16 @@
-"""gfm.core.io: atomic files and folders -- nothing half-written is ever visible."""
+"""gfm.core.io: atomic files and folders -- nothing half-written is ever visible; image reading."""
 
 import os
+import struct
+import zlib
 
+import cv2
+import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
-from gfm.core.io import atomic_dir, atomic_path, replace_dir
+from gfm.core.io import (BYTES_PER_PIXEL, MAX_PIXELS_ENV, ImageError, atomic_dir, atomic_path, max_image_pixels,
+                         read_alpha, read_image, replace_dir, write_image)
 
 
 def _listing(folder):
@@ -54,3 +60,125 @@ def test_replace_dir_restores_the_old_folder_if_the_rename_fails(tmp_path):
     with pytest.raises(FileNotFoundError):
         replace_dir(tmp_path / "missing", dest)
     assert (dest / "x").read_text() == "1" and _listing(tmp_path) == ["out"]
+
+
+# --------------------------------------------------------------------------------------------
+# Image reading: EXIF orientation, the pixel cap
+# --------------------------------------------------------------------------------------------
+
+def _with_orientation(path, array, orientation, fmt, **options):
+    """Save ``array`` with Pillow, tagged with EXIF orientation ``orientation`` (tag 274)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(array).save(path, fmt, exif=exif.tobytes(), **options)
+    return path
+
+
+def _upright(path):
+    """What a viewer shows: Pillow's exif_transpose of the file."""
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image))
+
+
+def test_a_phone_photo_with_orientation_6_comes_out_rotated(tmp_path):
+    stored = np.zeros((48, 96, 3), np.uint8)  # landscape as stored by the sensor
+    stored[:24, :48] = (250, 0, 0)            # red top-left quarter
+    stored[24:, 48:] = (0, 0, 250)            # blue bottom-right quarter
+    path = _with_orientation(tmp_path / "phone.jpg", stored, 6, "JPEG", quality=95)
+    image = read_image(path)
+    assert image.shape == (96, 48, 3)                            # portrait, as displayed
+    as_stored = cv2.cvtColor(cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert as_stored.shape == (48, 96, 3)                        # what OpenCV's IMREAD_UNCHANGED gives
+    np.testing.assert_array_equal(image, np.rot90(as_stored, -1))  # 90 degrees clockwise
+    assert image[5, 40, 0] > 200 and image[90, 5, 2] > 200      # red top-right, blue bottom-left
+    np.testing.assert_allclose(image, _upright(path), atol=2)
+
+
+#: EXIF orientation -> the Pillow operation that shows the stored pixels upright (as ImageOps.exif_transpose).
+UPRIGHT = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+           7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def test_a_damaged_exif_block_leaves_the_image_as_stored(tmp_path, recwarn):
+    stored = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    Image.fromarray(stored).save(tmp_path / "x.png", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff garbage")
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png"), stored)
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt, suffix, options", [("PNG", "png", {}), ("WEBP", "webp", {"lossless": True}),
+                                                  ("TIFF", "tif", {})])
+def test_every_orientation_matches_what_a_viewer_shows(tmp_path, fmt, suffix, options, orientation):
+    rgba = np.random.default_rng(orientation).integers(0, 256, (6, 10, 4), dtype=np.uint8)
+    colour = _with_orientation(tmp_path / f"c.{suffix}", np.ascontiguousarray(rgba[..., :3]), orientation, fmt,
+                               **options)
+    np.testing.assert_array_equal(read_image(colour), _upright(colour))
+    # the alpha of an RGBA file (Pillow's exif_transpose mis-orients RGBA TIFFs, so the reference is built here)
+    matte = _with_orientation(tmp_path / f"m.{suffix}", rgba, orientation, fmt, **options)
+    alpha = Image.fromarray(np.ascontiguousarray(rgba[..., 3]))
+    expected = np.asarray(alpha if UPRIGHT[orientation] is None else alpha.transpose(UPRIGHT[orientation]))
+    np.testing.assert_array_equal(read_alpha(matte), expected)
+
+
+def _png_declaring(width, height) -> bytes:
+    """A 100-byte PNG whose header (IHDR) declares ``width`` x ``height`` RGB pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if anything is decoded."""
+    def decode(*args, **kwargs):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", decode)
+
+
+@pytest.mark.parametrize("reader", [read_image, read_alpha])
+def test_a_header_declaring_20000_x_20000_fails_fast_before_decoding(tmp_path, no_decoding, reader):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_declaring(20000, 20000))
+    assert path.stat().st_size < 200
+    with pytest.raises(ImageError, match=r"bomb\.png: its header declares 400,000,000 pixels") as error:
+        reader(path)
+    assert "not decoded" in str(error.value)
+
+
+def test_the_pixel_cap_is_an_argument_an_environment_variable_or_the_memory(tmp_path, monkeypatch, no_decoding):
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_declaring(10000, 5000))
+    with pytest.raises(ImageError, match=r"big\.png: 10000 x 5000 = 50,000,000 pixels .* cap of 1,000,000"):
+        read_image(path, max_pixels=1_000_000)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "2_000_000")
+    assert max_image_pixels() == 2_000_000
+    with pytest.raises(ImageError, match=r"cap of 2,000,000; not decoded \(raise the cap with GFM_MAX_PIXELS"):
+        read_alpha(path)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match="GFM_MAX_PIXELS='lots': expected a positive whole number"):
+        read_image(path)
+    monkeypatch.delenv(MAX_PIXELS_ENV)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 * 2**30 // 4096}  # a 2 GiB machine
+    monkeypatch.setattr(os, "sysconf", pages.__getitem__)
+    assert max_image_pixels() == 2 * 2**30 // BYTES_PER_PIXEL == 16_777_216
+    with pytest.raises(ImageError, match="cap of 16,777,216"):
+        read_image(path)
+
+
+def test_an_image_within_the_cap_reads_and_bad_files_name_themselves(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    write_image(tmp_path / "ok.png", image)
+    np.testing.assert_array_equal(read_image(tmp_path / "ok.png", max_pixels=1200), image)
+    with pytest.raises(ImageError, match=r"ok\.png: 40 x 30 = 1,200 pixels .* cap of 1,199"):
+        read_image(tmp_path / "ok.png", max_pixels=1199)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    for name, match in (("empty.png", "empty file"), ("junk.jpg", "not a readable image"), ("gone.png", "no such")):
+        with pytest.raises(ImageError, match=rf"{name}: {match}"):
+            read_image(tmp_path / name)

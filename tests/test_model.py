@@ -4,7 +4,7 @@ The parity fixtures (``tests/fixtures/official_gfm_*``) were recorded by running
 ``core/gfm.py`` (JizhiziLi/GFM, commit in the JSON) in /tmp with weights made by
 :func:`seeded_state_dict` below over the official key list, on the input made by
 :func:`seeded_input`; the tests rebuild the same weights and input, load them with
-:func:`gfm.model.network.load_official` and compare.
+:func:`gfm.model.checkpoint.load_official` and compare.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import pytest
 import torch
 
 from gfm.model.backbones import list_backbones
+from gfm.model.checkpoint import load_official
 from gfm.model.network import (GFM, build_gfm, collaborative_matting, count_parameters, image_to_input,
-                       load_official, optimise_for_inference)
+                               optimise_for_inference)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAPER_BACKBONES = ("r34", "r34_2b", "d121", "r101")
@@ -272,37 +273,8 @@ def test_registry():
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints and pretrained weights
+# Pretrained weights (checkpoints: tests/test_checkpoint.py)
 # --------------------------------------------------------------------------------------------
-
-def test_load_official_from_a_file_with_module_prefix(tmp_path):
-    torch.manual_seed(0)
-    source = build_gfm("r18_lite", "TT").eval()
-    path = tmp_path / "ckpt.pth"
-    torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, path)
-    with pytest.raises(ValueError, match="unexpected keys"):  # r18_lite is not in the official code
-        load_official(path, "r34", "TT")
-    # the loader builds registered backbones by name, so r18_lite checkpoints load too
-    loaded = load_official(path, "r18_lite", "TT")
-    x = torch.rand(1, 3, 64, 64) * 255
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x)["fusion"], source(x)["fusion"], rtol=0, atol=0)
-
-
-def test_load_official_lists_missing_and_unexpected_keys():
-    state = build_gfm("r18_lite", "TT").state_dict()
-    del state["decoder0_f.6.bias"]
-    state["decoder9_f.0.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError) as error:
-        load_official(state, "r18_lite", "TT")
-    message = str(error.value)
-    assert "1 missing keys [decoder0_f.6.bias]" in message and "1 unexpected keys [decoder9_f.0.weight]" in message
-    with pytest.warns(UserWarning, match="decoder0_f.6.bias"):
-        model = load_official(state, "r18_lite", "TT", strict=False)
-    torch.testing.assert_close(model.decoder0_f[0].weight, state["decoder0_f.0.weight"], rtol=0, atol=0)
-    with pytest.raises(ValueError, match=r"another shape.*decoder0_g.6.weight"):
-        load_official(build_gfm("r18_lite", "FT").state_dict(), "r18_lite", "TT")
-
 
 def test_pretrained_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))

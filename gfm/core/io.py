@@ -10,20 +10,33 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from gfm.core.arrays import to_uint8
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Environment variable overriding the default pixel cap of the image readers (:func:`max_image_pixels`).
+MAX_PIXELS_ENV = "GFM_MAX_PIXELS"
+#: Memory to budget per image pixel: ``gfm matte`` peaks at 36 bytes per pixel above its model with
+#: the default cut-out and 116 with ``--foreground ml`` (``benchmarks/bench_matte_memory.py``).
+BYTES_PER_PIXEL = 128
+_EXIF_ORIENTATION = 0x0112
+#: EXIF orientation (2..8) -> the flip/rotation that turns the stored pixels upright (as Pillow's exif_transpose).
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
 
 
 class ImageError(ValueError):
@@ -120,13 +133,17 @@ def write_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 
     return write_bytes(path, buf.tobytes())
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a colour image as an RGB uint8 H×W×3 array.
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a colour image as an RGB uint8 H×W×3 array, turned upright by its EXIF orientation.
 
     Grayscale images are replicated to three channels, an alpha channel is dropped and 16-bit
-    images are scaled to 8 bits. Unreadable or empty files raise :class:`ImageError`.
+    images are scaled to 8 bits. The header is read first: an image declaring more pixels than
+    ``max_pixels`` (default :func:`max_image_pixels`) is refused before it is decoded. A phone
+    photo stored sideways with an EXIF orientation (tag 274) comes out as it is displayed
+    (Pillow's ``ImageOps.exif_transpose``). Unreadable, empty or oversized files raise
+    :class:`ImageError` naming the file.
     """
-    image = _imread(path)
+    image = _imread(path, max_pixels)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     elif image.shape[2] == 4:
@@ -136,17 +153,42 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _as_uint8(image, path)
 
 
-def read_alpha(path: str | os.PathLike) -> np.ndarray:
-    """Read an alpha matte as a uint8 H×W array.
+def read_alpha(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read an alpha matte as a uint8 H×W array (EXIF orientation and pixel cap as :func:`read_image`).
 
     Single-channel 8-bit files are returned as they are. RGB files (identical channels expected)
     use their first channel, RGBA files their alpha channel, and 16-bit files are scaled to 8 bits;
     callers that care (stage 1) use :func:`alpha_conversion` to warn about such files.
     """
-    alpha = _imread(path)
+    alpha = _imread(path, max_pixels)
     if alpha.ndim == 3:
         alpha = alpha[..., 3] if alpha.shape[2] == 4 else alpha[..., 0]
     return _as_uint8(alpha, path)
+
+
+def max_image_pixels() -> int:
+    """The default pixel cap of :func:`read_image` / :func:`read_alpha`.
+
+    ``GFM_MAX_PIXELS`` (an integer) if set, else the machine's physical memory divided by
+    :data:`BYTES_PER_PIXEL` -- what ``gfm matte`` needs per pixel of its largest input, so an
+    accepted image can be matted in memory -- else, where the memory size is unknown, OpenCV's
+    own decoding limit of 2**30 pixels. Pillow, which reads the header, also refuses more than
+    2 x ``PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million) whatever the cap; raise that too to go further.
+    """
+    value = os.environ.get(MAX_PIXELS_ENV)
+    if value is not None:
+        try:
+            cap = int(value.replace("_", ""))
+        except ValueError:
+            cap = 0
+        if cap < 1:
+            raise ValueError(f"{MAX_PIXELS_ENV}={value!r}: expected a positive whole number of pixels")
+        return cap
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return 1 << 30
+    return max(1, memory // BYTES_PER_PIXEL)
 
 
 def alpha_conversion(path: str | os.PathLike) -> str | None:
@@ -169,17 +211,62 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
-def _imread(path: str | os.PathLike) -> np.ndarray:
+def _imread(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Decode ``path`` as stored (OpenCV ``IMREAD_UNCHANGED``: any depth, any channels) after
+    checking its header's size against the pixel cap, then apply its EXIF orientation."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
+    if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    orientation = _check_header(path, max_image_pixels() if max_pixels is None else max_pixels)
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
-    return image
+    return np.ascontiguousarray(_ORIENT[orientation](image)) if orientation in _ORIENT else image
+
+
+def _check_header(path: Path, max_pixels: int) -> int:
+    """Read ``path``'s header only (Pillow opens lazily), refuse more than ``max_pixels``; the EXIF
+    orientation to apply after OpenCV's decoding (1: none).
+
+    OpenCV's ``IMREAD_UNCHANGED`` ignores EXIF orientation, except in TIFF files, which libtiff
+    turns upright while decoding. A PNG's orientation is read only from an ``eXIf`` chunk before
+    the image data (Pillow would decode the image to look further). Pillow itself refuses headers
+    above 2 × ``PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million pixels); that is reported the same way.
+    """
+    if int(max_pixels) < 1:
+        raise ValueError(f"max_pixels must be a positive number of pixels, got {max_pixels!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's size and EXIF warnings: the checks here decide
+            with Image.open(path) as header:
+                width, height = header.size
+                orientation = _exif_orientation(header)
+    except Image.DecompressionBombError as error:
+        declared = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(declared.group(1)):,} pixels" if declared else f"more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+        raise ImageError(f"{path}: its header declares {size}, more than Pillow's decompression-bomb limit of "
+                         f"{2 * Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS); not decoded") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as error:
+        raise ImageError(f"{path}: not a readable image (corrupt, truncated or unsupported format: "
+                         f"{type(error).__name__})") from None
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: {width} x {height} = {width * height:,} pixels declared in its header, more than "
+                         f"the cap of {int(max_pixels):,}; not decoded (raise the cap with {MAX_PIXELS_ENV} or "
+                         f"max_pixels=)")
+    return orientation
+
+
+def _exif_orientation(header: Image.Image) -> int:
+    """The EXIF orientation (1-8) OpenCV leaves to apply; 1 when absent or unreadable (a damaged EXIF
+    block does not make the pixels unreadable)."""
+    if header.format == "TIFF" or "exif" not in header.info:
+        return 1
+    try:
+        return int(header.getexif().get(_EXIF_ORIENTATION, 1))
+    except (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.error):
+        return 1
 
 
 def _json_default(obj):

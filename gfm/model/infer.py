@@ -44,7 +44,6 @@ Devices: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU (:func:`gfm.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -55,7 +54,8 @@ import torch
 import torch.nn.functional as F
 
 from gfm.core.device import resolve_device
-from gfm.model.network import GLANCE_CLASSES, build_gfm, collaborative_matting, image_to_input, load_official
+from gfm.model.checkpoint import ModelSpec, RunInfo, load_official, load_run, parse_official
+from gfm.model.network import collaborative_matting, image_to_input
 
 __all__ = [
     "STRATEGIES",
@@ -67,7 +67,6 @@ __all__ = [
     "pass_size",
     "pass_sizes",
     "load_model",
-    "parse_official",
 ]
 
 STRATEGIES = ("hybrid", "resize", "rim")
@@ -238,67 +237,28 @@ def load_model(path: str | Path, *, official: str | None = None, device: str | t
     Parameters
     ----------
     path : str or Path
-        One of: a training run folder (``<out>/<experiment>/`` with ``model.pt`` and
-        ``train_summary.json``, as :func:`gfm.train.loop.train` writes), its ``model.pt``, a training
-        ``checkpoint.pt`` (the config is inside), or -- with ``official`` -- a released GFM
-        checkpoint.
+        A training run folder, its ``model.pt`` or a training ``checkpoint.pt``
+        (:func:`gfm.model.checkpoint.load_run`), or -- with ``official`` -- a released GFM
+        checkpoint (:func:`gfm.model.checkpoint.load_official`).
     official : str, optional
-        ``"<backbone>-<rosta>"`` (e.g. ``"r34-tt"``, ``"d121-tt"``, ``"r34_2b-rim"``): read
-        ``path`` as an official checkpoint with :func:`gfm.model.network.load_official`.
+        ``"<backbone>-<rosta>"`` (e.g. ``"r34-tt"``, ``"d121-tt"``, ``"r34_2b-rim"``).
     device : str or torch.device
         Where to put the model ("auto" allowed).
 
     Returns
     -------
     (GFM, dict)
-        ``meta`` holds ``backbone``, ``rosta``, ``decoder``, ``ppm``, ``bridge``, ``source``
-        (the file read) and ``experiment`` when known.
+        ``meta`` (:meth:`gfm.model.checkpoint.RunInfo.meta`) holds ``backbone``, ``rosta``,
+        ``decoder``, ``ppm``, ``bridge``, ``backbone_options``, ``source`` (the file read),
+        ``experiment``, ``track`` (None when unknown) and ``official``.
     """
+    if not official:
+        model, info = load_run(path, device)
+        return model, info.meta()
     path = Path(path)
-    device = resolve_device(device)
-    if official:
-        backbone, rosta = parse_official(official)
-        model = load_official(path, backbone, rosta)
-        meta = {"experiment": path.stem, "backbone": backbone, "rosta": rosta, "decoder": "two",
-                "ppm": "five", "bridge": True, "source": str(path), "official": True}
-        return model.to(device).eval(), meta
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint (expected a training run folder, its model.pt "
-                                f"or checkpoint.pt, or an official checkpoint with --official BACKBONE-ROSTA)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
-    if isinstance(state, dict) and "model" in state and "config" in state:  # training checkpoint.pt
-        config, weights = state["config"], state["model"]
-    else:
-        summary = path.parent / "train_summary.json"
-        if not summary.is_file():
-            raise ValueError(f"{path}: a bare state dict without {summary.name} beside it; say which network it "
-                             f"is with official='<backbone>-<rosta>' (CLI: --official r34-tt)")
-        config, weights = json.loads(summary.read_text())["config"], state
-    model = build_gfm(config["backbone"], config["rosta"], decoder=config.get("decoder", "two"),
-                      ppm=config.get("ppm", "five"), bridge=config.get("bridge", True))
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not match GFM({config['backbone']}, {config['rosta']}): "
-                         f"{error}") from error
-    meta = {"experiment": config.get("experiment", path.parent.name), "source": str(path), "official": False,
-            **{k: config.get(k) for k in ("backbone", "rosta", "decoder", "ppm", "bridge", "track")}}
-    return model.to(device).eval(), meta
-
-
-def parse_official(spec: str) -> tuple[str, str]:
-    """``"r34-tt"`` -> ``("r34", "TT")``: the backbone and RoSTa of an official checkpoint."""
-    backbone, sep, rosta = str(spec).rpartition("-")
-    rosta = rosta.upper()
-    if not sep or not backbone or rosta not in (*GLANCE_CLASSES, "RIM"):
-        raise ValueError(f"official checkpoint spec must be BACKBONE-ROSTA (e.g. r34-tt, d121-tt, r34_2b-rim), "
-                         f"got {spec!r}")
-    return backbone, rosta
+    backbone, rosta = parse_official(official)
+    model = load_official(path, backbone, rosta).to(resolve_device(device))
+    return model, RunInfo(path, "official", ModelSpec(backbone, rosta), path.stem).meta()
 
 
 # --------------------------------------------------------------------------------------------

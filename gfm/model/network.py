@@ -20,15 +20,13 @@ mean/std normalisation -- exactly what the official test and training code feed 
 (``skimage.transform.resize(img) * 255``). H and W must be multiples of 32. Use
 :func:`image_to_input` to get there from a uint8 image.
 
-Module names follow the official ``core/gfm.py`` so that :func:`load_official` reads the
-released checkpoints without a key mapping.
+Module names follow the official ``core/gfm.py`` so that :func:`gfm.model.checkpoint.load_official`
+reads the released checkpoints without a key mapping.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -44,7 +42,6 @@ __all__ = [
     "GFM",
     "build_gfm",
     "collaborative_matting",
-    "load_official",
     "count_parameters",
     "image_to_input",
     "optimise_for_inference",
@@ -306,47 +303,6 @@ def collaborative_matting(rosta: str, glance: torch.Tensor, focus: torch.Tensor)
     return torch.clamp(label - focus, min=0.0)
 
 
-def load_official(path_or_state_dict, backbone: str, rosta: str, map_location="cpu", *,
-                  strict: bool = True) -> GFM:
-    """Build GFM(``backbone``, ``rosta``) and load a released GFM checkpoint into it.
-
-    Accepts a file (read with ``torch.load(weights_only=True)``) or a state dict, with or
-    without the ``module.`` prefix ``nn.DataParallel`` adds. With ``strict`` a key mismatch
-    raises ``ValueError`` listing the missing and unexpected keys; without it, a warning.
-    Returns the model in eval mode. Feed it RGB float in [0, 255] (see :func:`image_to_input`).
-    """
-    source = "state dict"
-    if isinstance(path_or_state_dict, (str, Path)):
-        source = str(path_or_state_dict)
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"checkpoint {source!r} not found")
-        state = torch.load(source, map_location=map_location, weights_only=True)
-    elif isinstance(path_or_state_dict, Mapping):
-        state = path_or_state_dict
-    else:
-        raise ValueError(f"path_or_state_dict must be a path or a state dict, got {type(path_or_state_dict).__name__}")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-    with torch.device("meta"):  # no time spent on a random initialisation that is overwritten
-        model = build_gfm(backbone, rosta)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong_shape:
-        message = (f"{source}: does not match GFM(backbone={backbone!r}, rosta={rosta!r}): "
-                   f"{len(missing)} missing keys {_preview(missing)}, "
-                   f"{len(unexpected)} unexpected keys {_preview(unexpected)}, "
-                   f"{len(wrong_shape)} keys of another shape "
-                   f"{_preview([f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape])}")
-        if strict:
-            raise ValueError(message)
-        warnings.warn(message, stacklevel=2)
-        model = build_gfm(backbone, rosta)  # keeps PyTorch's initialisation where keys are missing
-    usable = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and k not in wrong_shape}
-    model.load_state_dict(usable, strict=False, assign=not missing and not wrong_shape)
-    return model.eval()
-
-
 def image_to_input(image: np.ndarray) -> torch.Tensor:
     """uint8 RGB H x W x 3 image (or N x H x W x 3 batch) -> float tensor N x 3 x H x W in [0, 255]."""
     image = np.asarray(image)
@@ -464,11 +420,6 @@ def _bridge_block(cin: int, width: int) -> nn.Sequential:
     """Bridge block (Qin et al., 2019): three 3x3 convs with dilation 2, each BN + ReLU."""
     return nn.Sequential(*_conv_bn_relu(cin, width, 2), *_conv_bn_relu(width, width, 2),
                          *_conv_bn_relu(width, width, 2))
-
-
-def _preview(items: list, limit: int = 12) -> str:
-    shown = ", ".join(items[:limit])
-    return f"[{shown}{', ...' if len(items) > limit else ''}]"
 
 
 def _to_contiguous_float(out):
