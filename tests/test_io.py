@@ -182,3 +182,39 @@ def test_an_image_within_the_cap_reads_and_bad_files_name_themselves(tmp_path):
     for name, match in (("empty.png", "empty file"), ("junk.jpg", "not a readable image"), ("gone.png", "no such")):
         with pytest.raises(ImageError, match=rf"{name}: {match}"):
             read_image(tmp_path / name)
+
+
+def test_write_json_is_strict_json_with_numpy_values(tmp_path):
+    import json as _json
+
+    import numpy as _np
+
+    from gfm.core.io import write_json
+
+    path = write_json(tmp_path / "m.json", {"ok": _np.bool_(True), "nan": float("nan"), "x": _np.float32(1.5),
+                                            "inf": _np.float64("inf"), "a": _np.arange(2), "p": tmp_path})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert _json.loads(text) == {"ok": True, "nan": None, "x": 1.5, "inf": None, "a": [0, 1], "p": str(tmp_path)}
+
+
+def test_stale_staging_of_a_killed_run_is_removed_when_the_folder_is_written_again(tmp_path):
+    from gfm.core.io import atomic_dir, clean_stale_staging
+
+    target = tmp_path / "composites"
+    target.mkdir()                                        # the previous good output
+    left = tmp_path / ".composites.abcd1234.tmp"          # an atomic_dir staging folder of a killed run
+    left.mkdir()
+    (left / "big.png").write_bytes(b"x" * 100)
+    aside = tmp_path / ".composites.old-123-456"          # replace_dir's moved-aside copy
+    aside.mkdir()
+    other = tmp_path / ".other.abcd1234.tmp"              # another target's staging: not touched
+    other.mkdir()
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert not left.exists() and not aside.exists() and other.exists()
+    assert (target / "a.txt").read_text() == "new"
+    assert clean_stale_staging(tmp_path / "missing" / "x") == []
+    alone = tmp_path / ".gone.old-1-2"                    # moved aside but never replaced: kept
+    alone.mkdir()
+    assert clean_stale_staging(tmp_path / "gone") == [] and alone.exists()

@@ -378,7 +378,7 @@ class FrozenMapping(Mapping):
         return len(self._data)
 
     def __hash__(self):
-        return hash(tuple(self._data.items()))
+        return hash(frozenset(self._data.items()))
 
     def __repr__(self):
         return f"FrozenMapping({self._data!r})"
@@ -415,7 +415,9 @@ class DataConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class BG20kConfig:
-    """Stage 2 (02_bg20k): BG-20k's construction (Sect. 4.1) on the background candidates."""
+    """Stage 2 (02_bg20k): the BG-20k background set (Sect. 4.1). The released BG-20k (data.source: real)
+    is passed through with its official split; the construction knobs below apply to candidate folders
+    (the embedded world's bg_candidates/, or ``candidates``)."""
 
     out: str = _knob(_PATH)
     min_short_side: int = _knob(_POSITIVE, doc="paper: 1080")
@@ -429,6 +431,9 @@ class BG20kConfig:
     val_fraction: float = _knob(_Float(0.0, 1.0, min_open=True, max_open=True), doc="paper: 5k testval of 20k")
     workers: int = _knob(_POSITIVE)
     gallery_per_reason: int = _knob(_POSITIVE, 4, doc="examples per reason in the Fig. 4 gallery")
+    candidates: str | None = _knob(_Optional(_PATH), None,
+                                   doc="a folder of one's own photos to build the set from (default: the "
+                                       "datasets folder's: the world's candidates, or the released BG-20k)")
     metrics_out: str = _knob(_PATH, "metrics/bg20k.json")
 
     def __post_init__(self):
@@ -515,6 +520,10 @@ class TrainStageConfig:
 
     def metrics_path(self, experiment: str) -> str:
         return posixpath.join(self.metrics_dir, f"{experiment}.json")
+
+    def losses_path(self, experiment: str) -> str:
+        """The stage's plot file: total loss per step of every seed, and their mean (the last column)."""
+        return posixpath.join(self.metrics_dir, f"{experiment}_losses.csv")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from gfm.core.runinfo import cpu_info
+
 __all__ = ["resolve_device", "resolve_precision", "cpu_has_native_bf16", "autocast"]
 
 
@@ -46,11 +48,13 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16)."""
+    """Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16): the flags of
+    :func:`gfm.core.runinfo.cpu_info`, else (no /proc/cpuinfo) PyTorch's view of the CPU."""
+    info = cpu_info()
+    if info["cpu_flags"]:
+        return info["native_bf16"]
     get = getattr(torch.cpu, "get_capabilities", None)
-    if get is None:
-        return False
-    caps = get()
+    caps = get() if get is not None else {}
     return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
 
 

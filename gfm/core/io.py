@@ -1,7 +1,9 @@
 """Image and file I/O shared by every stage: atomic writes and validated image reads.
 
 Every output file is written to a temporary name in the destination folder and renamed into
-place, so an interrupted stage never leaves a half-written file behind.
+place, so an interrupted stage never leaves a half-written file behind; the staging a killed run
+left beside a folder is removed the next time that folder is written (:func:`clean_stale_staging`).
+Files are not fsynced: a killed process loses nothing, a crashed machine may.
 """
 
 from __future__ import annotations
@@ -25,8 +27,23 @@ from PIL import Image, UnidentifiedImageError
 
 from gfm.core.arrays import to_uint8
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _read_umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask must set it to read it)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: Environment variable overriding the default pixel cap of the image readers (:func:`max_image_pixels`).
 MAX_PIXELS_ENV = "GFM_MAX_PIXELS"
@@ -67,6 +84,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     rename (:func:`replace_dir`), on failure it is deleted and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_staging(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual mode
     try:
@@ -111,8 +129,30 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (keys kept in insertion order)."""
-    return write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON to ``path`` atomically (keys kept in insertion order): numpy
+    scalars and arrays become numbers and lists, paths strings, NaN and infinities ``null``."""
+    return write_text(path, json.dumps(_plain(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
+    """Delete what a killed run left beside ``target``: the staging of :func:`atomic_dir` and
+    :func:`atomic_path` (``.<name>.<8 characters>.tmp[<suffix>]``) and, when ``target`` exists, a copy
+    :func:`replace_dir` had moved aside (``.<name>.old-<pid>-<ns>``). Nothing else is touched; one
+    writer per output is assumed (``dvc repro`` locks the repository). Returns the paths deleted."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    name = re.escape(target.name)
+    staging = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp(?:{re.escape(target.suffix)})?")
+    moved_aside = re.compile(rf"\.{name}\.old-\d+-\d+")
+    gone = [p for p in target.parent.iterdir()
+            if staging.fullmatch(p.name) or (moved_aside.fullmatch(p.name) and target.exists())]
+    for path in gone:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return gone
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 95) -> Path:
@@ -211,6 +251,15 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _imread(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``path`` as stored (OpenCV ``IMREAD_UNCHANGED``: any depth, any channels) after
     checking its header's size against the pixel cap, then apply its EXIF orientation."""
@@ -269,25 +318,25 @@ def _exif_orientation(header: Image.Image) -> int:
         return 1
 
 
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
+def _plain(obj):
+    """``obj`` with numpy values, paths and non-finite floats made plain JSON (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return _plain(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, Path):
         return str(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _as_uint8(image: np.ndarray, path) -> np.ndarray:

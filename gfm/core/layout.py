@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gfm.core.io import IMAGE_SUFFIXES, list_images
+
 SPLITS = ("train", "validation")
 MATTING_SET = "am2k"
 BG_CANDIDATES = "bg_candidates"
@@ -53,8 +55,6 @@ class Split:
 
     def names(self) -> list[str]:
         """Sample names (file stems) of the split, from its ``original`` folder."""
-        from gfm.core.io import list_images
-
         return [p.stem for p in list_images(self.original)]
 
     def image_path(self, name: str) -> Path:
@@ -75,8 +75,8 @@ def matting_split(datasets: str | Path, split: str) -> Split:
 
 
 def _find(folder: Path, name: str) -> Path:
-    for suffix in (".png", ".jpg", ".jpeg"):
+    for suffix in IMAGE_SUFFIXES:  # the suffixes list_images and validation accept
         path = folder / f"{name}{suffix}"
         if path.exists():
             return path
-    raise FileNotFoundError(f"{folder}: no image named {name!r} (.png/.jpg)")
+    raise FileNotFoundError(f"{folder}: no image named {name!r} ({', '.join(IMAGE_SUFFIXES)})")

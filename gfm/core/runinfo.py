@@ -21,9 +21,9 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_t
 
 
 def run_details(*, started: float | None = None, finished: float | None = None, root: str | Path = ".") -> dict:
-    """Commit, CPU, thread count, torch/python versions and, given ``started``/``finished`` (epoch
+    """Commit, CPU, usable cores, torch/python versions and, given ``started``/``finished`` (epoch
     seconds), the wall time."""
-    details = {"commit": git_commit(root), **cpu_info(), "cores": os.cpu_count(),
+    details = {"commit": git_commit(root), **cpu_info(), "cores": len(os.sched_getaffinity(0)),
                "torch": _version("torch"), "python": platform.python_version(),
                "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if started is not None:

@@ -9,29 +9,35 @@ it has no unencrypted TCP ports to warn about.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from gfm.core import runinfo
-from gfm.core.io import write_json
+from gfm.core.io import atomic_path, write_json
 
 __all__ = ["run_notebook", "main"]
 
 
 def run_notebook(source: str | Path, output: str | Path, parameters: dict | None = None, *,
-                 timeout: int = 1800, stream=sys.stdout, run_details: str | Path | None = None) -> Path:
-    """Execute ``source`` with ``parameters`` into ``output`` (papermill), reporting each cell to ``stream``;
-    with ``run_details`` (a folder), write ``<run_details>/<output stem>.json`` (:func:`gfm.core.runinfo.run_details`)."""
+                 timeout: int | None = None, stream=None, run_details: str | Path | None = None) -> Path:
+    """Execute ``source`` with ``parameters`` into ``output`` (papermill), reporting each cell to ``stream``
+    (default: standard output); with ``run_details`` (a folder), write ``<run_details>/<output stem>.json``
+    (:func:`gfm.core.runinfo.run_details`). ``timeout`` limits one cell (default: none — a paper-profile
+    training cell runs for days). The executed copy lands atomically: a failed run leaves the previous
+    ``output`` in place and its own copy as ``<output stem>.failed.ipynb``."""
     import papermill
     from jupyter_client.manager import KernelManager
     from papermill.engines import NBClientEngine, papermill_engines
     from traitlets import Unicode
 
+    stream = sys.stdout if stream is None else stream
     name = Path(output).stem
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    failed = output.with_name(f"{name}.failed.ipynb")
     with tempfile.TemporaryDirectory(prefix="gfm-kernel-") as sockets:
 
         class IPCKernelManager(KernelManager):
@@ -64,9 +70,17 @@ def run_notebook(source: str | Path, output: str | Path, parameters: dict | None
 
         papermill_engines.register("gfm-stage", StageEngine)
         started = time.time()
-        papermill.execute_notebook(str(source), str(output), parameters=parameters or {}, cwd=".",
-                                   kernel_name="python3", engine_name="gfm-stage", progress_bar=False,
-                                   execution_timeout=timeout)
+        with atomic_path(output) as staged:
+            try:
+                papermill.execute_notebook(str(source), str(staged), parameters=parameters or {}, cwd=".",
+                                           kernel_name="python3", engine_name="gfm-stage", progress_bar=False,
+                                           execution_timeout=timeout)
+            except BaseException:
+                if staged.exists():
+                    os.replace(staged, failed)
+                    print(f"[{name}] failed; the executed copy is {failed}", file=stream, flush=True)
+                raise
+        failed.unlink(missing_ok=True)
     if run_details is not None:
         write_json(Path(run_details) / f"{name}.json",
                    {"notebook": str(source), "parameters": parameters or {}, **runinfo.run_details(started=started)})
@@ -79,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", help="the executed copy (reports/notebooks/...)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a string parameter of the notebook's parameters cell (repeatable)")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run (default: 1800)")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds one cell may run (default: no limit)")
     parser.add_argument("--run-details", default="metrics/run",
                         help="folder for <notebook>.json: commit, CPU, versions, wall time (default: metrics/run)")
     args = parser.parse_args(argv)

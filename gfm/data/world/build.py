@@ -38,7 +38,7 @@ import numpy as np
 
 from gfm.core import layout
 from gfm.core.arrays import to_uint8
-from gfm.core.io import atomic_dir, write_bytes, write_json, write_text
+from gfm.core.io import atomic_dir, list_images, write_bytes, write_json, write_text
 from gfm.core.trimap import trimap
 from gfm.data.world.camera import decode_jpeg, encode_jpeg, expose, random_camera
 from gfm.data.world.scenes import add_salient_objects, make_scene
@@ -133,8 +133,6 @@ def world_summary(root: str | os.PathLike):
     """
     import pandas as pd
     from PIL import Image
-
-    from gfm.core.io import list_images
 
     root = Path(root)
     groups: dict[str, list[Path]] = {}
