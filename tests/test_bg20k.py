@@ -1,5 +1,6 @@
-"""BG-20k construction (paper, Sect. 4.1): each filter on constructed candidates, the split, the
-scoring against truth labels and the atomic output folder."""
+"""Stage 2 (paper, Sect. 4.1): the construction (each filter on constructed candidates, the split, the
+scoring against truth labels, the atomic output folder) and the released BG-20k passed through with
+its official split."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gfm.core.figures import FIGURE_INDEX
-from gfm.bg20k import build, filters, plots, stage, summary
+from gfm.bg20k import build, filters, official, plots, stage, summary
 from gfm.core.config import load_params
+from gfm.core.figures import FIGURE_INDEX
 from gfm.core.io import read_image
 from gfm.core.layout import BG_CANDIDATES, BG_CANDIDATES_TRUTH
+from gfm.data.registry import BG20K_SET
+
+from httpserver import tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,6 +333,10 @@ def test_stage_builds_scores_and_saves_its_figures(world, tmp_path):
     result = stage.run(params)
     direct = build.build_bg20k(datasets / BG_CANDIDATES, tmp_path / "direct", workers=1, seed=2, **BUILD)
     pd.testing.assert_frame_equal(result.manifest, direct)
+    kept = (direct.split == "train").sum(), (direct.split == "testval").sum()
+    assert result.mode == "constructed" and result.metrics["mode"] == "constructed"
+    assert result.metrics["split"] == f"random split (seed 2, val_fraction 0.25), {kept[0]}/{kept[1]} images"
+    pd.testing.assert_frame_equal(result.summary, summary.summarise(direct))
     assert (result.scores.precision == 1).all() and (result.scores.recall == 1).all()
     assert json.loads((tmp_path / "metrics" / "bg20k.json").read_text()) == result.metrics
     assert result.metrics["kept"] == (direct.status == "kept").sum() and result.metrics["filters"]["overall"]["recall"] == 1
@@ -341,3 +349,91 @@ def test_stage_builds_scores_and_saves_its_figures(world, tmp_path):
     gallery = read_image(result.figures["fig4_gallery"])
     assert gallery.shape[0] > 100 and gallery.shape[1] > 100
     assert sorted(p.name for p in (tmp_path / "bg20k").iterdir()) == ["figures", "manifest.csv", "testval", "train"]
+
+
+# ---------------------------------------------------------------------------------------------- the release
+def _stage_params(tmp_path, datasets, *, source="real", candidates=None, seed=2):
+    params = load_params(ROOT / "params.yaml")
+    return dataclasses.replace(
+        params, seed=seed, data=dataclasses.replace(params.data, source=source, datasets=str(datasets)),
+        bg20k=dataclasses.replace(params.bg20k, out=str(tmp_path / "bg20k"), min_short_side=100, short_side=96,
+                                  dedup_threshold=10, saliency_threshold=0.03, workers=1, gallery_per_reason=2,
+                                  candidates=candidates, metrics_out=str(tmp_path / "metrics" / "bg20k.json")))
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A tiny BG-20k release as stage 1 places it: images the construction would reject stay where they are."""
+    root = tmp_path / "datasets" / BG20K_SET
+    for split in ("train", "testval"):
+        (root / split).mkdir(parents=True)
+    save(root / "train" / "h_00.jpg", landscape(1))
+    save(root / "train" / "h_01.jpg", landscape(1, 60, 90))                    # below min_short_side
+    save(root / "train" / "h_02.jpg", jpeg(landscape(1)[2:-2, 3:-3], 80))      # a near-duplicate of h_00
+    save(root / "testval" / "h_10.jpg", with_object(landscape(20)))           # a salient object
+    save(root / "testval" / "h_11.png", landscape(4, 130, 100))
+    return root
+
+
+def test_the_release_is_passed_through_with_its_official_split(release, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = tmp_path / "bg20k"
+    result = stage.run(_stage_params(tmp_path, release.parent))
+    assert result.mode == "official" and result.scores is None
+    assert tree(out / "train") == tree(release / "train") and tree(out / "testval") == tree(release / "testval")
+    assert (out / "train" / "h_00.jpg").stat().st_ino == (release / "train" / "h_00.jpg").stat().st_ino  # linked
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest.columns) == list(official.OFFICIAL_COLUMNS) and (manifest.origin == official.ORIGIN).all()
+    assert dict(zip(manifest.name, manifest.split)) == {"h_00": "train", "h_01": "train", "h_02": "train",
+                                                        "h_10": "testval", "h_11": "testval"}
+    assert dict(zip(manifest.name, manifest.short_side)) == {"h_00": 120, "h_01": 60, "h_02": 116, "h_10": 120,
+                                                             "h_11": 100}
+    metrics = json.loads((tmp_path / "metrics" / "bg20k.json").read_text())
+    assert metrics == result.metrics and metrics.pop("seconds") >= 0
+    assert metrics == {"mode": "official", "split": "official split, 3/2 images", "images": 5, "train": 3,
+                       "testval": 2, "min_short_side": 60}
+    assert result.summary.loc["train", "images"] == 3 and result.summary.loc["testval", "min_short_side"] == 100
+    index = json.loads((out / "figures" / FIGURE_INDEX).read_text())
+    assert [e["file"] for e in index] == ["fig4_gallery.png", "resolution.png"]
+    assert "official split, 3/2 images" in index[0]["caption"]
+    assert read_image(result.figures["fig4_gallery"]).shape[0] > 100
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "manifest.csv", "testval", "train"]
+
+
+def test_a_release_that_cannot_be_used_is_refused_before_anything_changes(release, tmp_path):
+    out = tmp_path / "bg20k"
+    out.mkdir()
+    (out / "old.txt").write_text("previous run")
+    params = _stage_params(tmp_path, release.parent)
+    shutil.copy(release / "train" / "h_00.jpg", release / "testval" / "h_00.png")
+    with pytest.raises(ValueError, match=r"1 name\(s\) in both official splits .*h_00\.jpg and .*h_00\.png"):
+        stage.run(params)
+    (release / "testval" / "h_00.png").rename(release / "testval" / "h_12.png")
+    (release / "testval" / "h_12.png").write_bytes(b"<html>quota exceeded</html>")
+    with pytest.raises(ValueError, match=r"h_12\.png: not a readable image .*broken download"):
+        stage.run(params)
+    shutil.rmtree(release / "testval")
+    with pytest.raises(FileNotFoundError, match=r"testval: missing or holds no image.*'bg20k' in data\.real_sources"):
+        stage.run(params)
+    shutil.rmtree(release)
+    with pytest.raises(FileNotFoundError, match=r"no released BG-20k \(data\.source is real\).*bg20k\.candidates"):
+        stage.run(params)
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+
+
+def test_candidates_are_built_from_whatever_the_source(world, release, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder, _ = world
+    result = stage.run(_stage_params(tmp_path, release.parent, candidates=str(folder)))  # data.source: real
+    direct = build.build_bg20k(folder, tmp_path / "direct", workers=1, seed=2, **BUILD)
+    pd.testing.assert_frame_equal(result.manifest, direct)
+    assert result.mode == "constructed" and result.scores is None and "filters" not in result.metrics
+    assert result.metrics["split"].startswith("random split (seed 2, val_fraction 0.25)")
+    with pytest.raises(FileNotFoundError, match=r"bg20k\.candidates: .*missing is not a folder"):
+        stage.run(_stage_params(tmp_path, release.parent, candidates=str(tmp_path / "missing")))
+    with pytest.raises(FileNotFoundError, match=r"no background candidates \(data\.source is embedded\)"):
+        stage.run(_stage_params(tmp_path, release.parent, source="embedded"))

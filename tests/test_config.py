@@ -367,3 +367,101 @@ def test_choices_mirror_the_library(ours, module, theirs):
 
 def test_backbones_mirror_the_registry():
     assert tuple(_module("gfm.model.backbones").list_backbones()) == config.BACKBONES
+
+
+def test_bg20k_gallery_per_reason_is_optional_and_checked(raw, params):
+    assert params.bg20k.gallery_per_reason == 4  # the Fig. 4 gallery of stage 2 (gfm.bg20k.stage)
+    mapping = copy.deepcopy(raw)
+    mapping["bg20k"]["gallery_per_reason"] = 2
+    assert parse_params(mapping).bg20k.gallery_per_reason == 2
+    mapping["bg20k"]["gallery_per_reason"] = 0
+    error = _error(mapping)
+    assert error.key == "bg20k.gallery_per_reason" and "must be >= 1" in str(error)
+
+
+def test_train_seeds_and_checkpoint_interval_are_optional_and_checked(raw):
+    mapping = copy.deepcopy(raw)
+    for key in ("seeds", "checkpoint_interval"):
+        mapping["train"].pop(key, None)
+    defaults = parse_params(mapping).train
+    assert defaults.seeds == (0,) and defaults.checkpoint_interval == 600.0  # one run, as the paper
+    mapping["train"].update(seeds=[0, 1, 2], checkpoint_interval=0)
+    train = parse_params(mapping).train
+    assert train.seeds == (0, 1, 2) and train.checkpoint_interval == 0.0
+    mapping["train"]["seeds"] = "3,4"                                      # legacy comma string
+    assert parse_params(mapping).train.seeds == (3, 4)
+    for value, key, fragment in (([0, 0], "train.seeds", "listed twice"), ([], "train.seeds", "at least 1 item"),
+                                 ([0, -1], "train.seeds[1]", "must be >= 0"), (1, "train.seeds", "expected a list")):
+        bad = copy.deepcopy(mapping)
+        bad["train"]["seeds"] = value
+        error = _error(bad)
+        assert error.key == key and fragment in str(error)
+    mapping["train"]["checkpoint_interval"] = -1
+    error = _error(mapping)
+    assert error.key == "train.checkpoint_interval" and "must be >= 0" in str(error)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate's optional knobs (issues 10-11): predictions kept, Table 6 subset, reference mattes
+# --------------------------------------------------------------------------------------------
+
+def _evaluate_with(raw, **knobs) -> config.EvaluateConfig:
+    mapping = copy.deepcopy(raw)
+    for key in ("save_predictions", "table6_images", "baselines"):
+        mapping["evaluate"].pop(key, None)
+    mapping["evaluate"].update(knobs)
+    return parse_params(mapping).evaluate
+
+
+def test_evaluate_optional_knobs_defaults(raw):
+    cfg = _evaluate_with(raw)
+    assert cfg.save_predictions is True and cfg.table6_images is None
+    assert cfg.baselines == ("blank", "closed_form")
+
+
+def test_evaluate_optional_knobs_parsed(raw):
+    cfg = _evaluate_with(raw, save_predictions=False, table6_images=50, baselines=["closed_form"])
+    assert cfg.save_predictions is False and cfg.table6_images == 50 and cfg.baselines == ("closed_form",)
+    assert _evaluate_with(raw, baselines=[]).baselines == ()
+    assert _evaluate_with(raw, baselines="blank,closed_form").baselines == ("blank", "closed_form")  # legacy string
+
+
+@pytest.mark.parametrize("knobs, key, fragment", [
+    ({"save_predictions": "no"}, "evaluate.save_predictions", "expected a YAML bool"),
+    ({"table6_images": 0}, "evaluate.table6_images", "must be >= 1"),
+    ({"table6_images": 2.5}, "evaluate.table6_images", "expected an integer"),
+    ({"baselines": ["blank", "knn"]}, "evaluate.baselines[1]", "must be one of blank, closed_form"),
+    ({"baselines": ["blank", "blank"]}, "evaluate.baselines", "listed twice"),
+])
+def test_evaluate_optional_knob_errors(raw, knobs, key, fragment):
+    mapping = copy.deepcopy(raw)
+    mapping["evaluate"].update(knobs)
+    error = _error(mapping)
+    assert error.key == key and fragment in str(error)
+
+
+def test_evaluate_experiment_names_must_not_be_output_folders(raw):
+    mapping = copy.deepcopy(raw)
+    mapping["train"]["experiments"]["baselines"] = copy.deepcopy(mapping["train"]["experiments"]["ori-tt"])
+    mapping["evaluate"]["experiments"] = ["ori-tt", "baselines"]
+    error = _error(mapping)
+    assert error.key == "evaluate.experiments" and "'baselines' is the name of a folder of evaluate.out" in str(error)
+
+
+def test_evaluate_baselines_mirror_the_library():
+    check = next(f for f in dataclasses.fields(config.EvaluateConfig) if f.name == "baselines").metadata["check"]
+    assert check.item.choices == tuple(_module("gfm.evaluate.baselines").BASELINES)
+    assert config.EvaluateConfig.RESERVED == _module("gfm.evaluate.runs").RESERVED
+
+
+def test_bg20k_candidates_is_optional_and_checked(raw, params):
+    assert params.bg20k.candidates is None  # the datasets folder's: the world's candidates, or the release
+    mapping = copy.deepcopy(raw)
+    mapping["bg20k"]["candidates"] = "photos/backgrounds"
+    assert parse_params(mapping).bg20k.candidates == "photos/backgrounds"
+    mapping["bg20k"]["candidates"] = None
+    assert parse_params(mapping).bg20k.candidates is None
+    for value, fragment in (("", "must not be empty"), (3, "expected a string")):
+        mapping["bg20k"]["candidates"] = value
+        error = _error(mapping)
+        assert error.key == "bg20k.candidates" and fragment in str(error)

@@ -22,7 +22,8 @@ from gfm.data import plots, registry
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError
 from gfm.data.registry import PRETRAINED, REGISTRY, Source
 
-from httpserver import LocalServer, jpg, png, sample, sha, split_tree, tar_bytes, torch_zip, tree, write_file, zip_bytes
+from httpserver import (LocalServer, bg20k_members, jpg, p3m10k_members, png, sample, sha, split_tree, tar_bytes,
+                        torch_zip, tree, write_file, zip_bytes)
 
 FAST = {"backoff": 0.01, "timeout": 10.0, "progress": False}
 
@@ -256,7 +257,8 @@ def test_run_download_embedded_links_validates_and_replaces_atomically(tmp_path)
     summary = json.loads((out / stage.SUMMARY).read_text())
     assert summary["counts"] == report["counts"]
     metrics = json.loads((tmp_path / "metrics" / "download.json").read_text())
-    assert metrics == {"source": "embedded", "counts": report["counts"], "warnings": 1, "converted": 1, "dropped": 0}
+    assert metrics == {"source": "embedded", "counts": report["counts"], "benchmarks": {"am2k": 2}, "warnings": 1,
+                       "converted": 1, "dropped": 0}
 
     (world / "am2k" / "train" / "mask" / "s0.png").unlink()  # a broken world must not replace a good folder
     with pytest.raises(DataError, match=r"s0\.jpg: no mask"):
@@ -328,10 +330,8 @@ def _official_am2k(rng) -> bytes:
 def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
     am2k = _official_am2k(rng)
-    def photo():
-        return jpg(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
-
-    bg = tar_bytes([(f"BG-20k/train/h_{i}.jpg", photo()) for i in range(3)] + [("BG-20k/testval/h_t.jpg", photo())])
+    bg_members = bg20k_members(rng)
+    bg = tar_bytes(bg_members)
     coco = zip_bytes({f"train2014/COCO_train2014_{i:012d}.jpg": jpg(rng.integers(0, 256, (20, 26, 3), dtype=np.uint8))
                       for i in range(2)})
     route = server.add("/AM-2k.zip", am2k, drop_after=len(am2k) // 2)
@@ -348,7 +348,7 @@ def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch
     report = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock,
                                 sources="am2k,bg20k,coco", retries=3, **FAST)
     assert len(route.hits) == 2  # the dropped transfer was retried
-    assert report["counts"] == {"am2k/train": 3, "am2k/validation": 2, "bg_candidates": 4, "coco": 2}
+    assert report["counts"] == {"am2k/train": 3, "am2k/validation": 2, "bg20k/train": 3, "bg20k/testval": 1, "coco": 2}
     assert report["converted"] == 2
     assert {"am2k/AM-2k.zip", "bg20k/BG-20k.tar.gz", "coco/train2014.zip"} == set(_lock(lock))
     for split, names in (("train", ["m_01", "m_02", "m_03"]), ("validation", ["m_04", "m_05"])):
@@ -358,8 +358,9 @@ def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch
             stored = cv2.imread(str(s.mask_path(name)), cv2.IMREAD_UNCHANGED)
             assert stored.dtype == np.uint8 and stored.ndim == 2
             assert stored.shape == cv2.imread(str(s.image_path(name))).shape[:2]
-    assert sorted(p.name for p in (out / layout.BG_CANDIDATES).iterdir()) == ["h_0.jpg", "h_1.jpg", "h_2.jpg",
-                                                                            "h_t.jpg"]
+    # BG-20k lands as released: its official split kept, the bytes unchanged, nothing in bg_candidates
+    assert tree(out / "bg20k") == {name.removeprefix("BG-20k/"): sha(blob) for name, blob in bg_members}
+    assert not (out / layout.BG_CANDIDATES).exists()
 
     hits = len(route.hits)
     again = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock,
@@ -368,6 +369,96 @@ def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch
     again = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock, sources="coco",
                                refresh=True, **FAST)
     assert again["counts"] == {"coco": 2} and len(server.routes["/train2014.zip"].hits) == 2
+
+
+def _serve_p3m(server, monkeypatch, members: dict[str, bytes], path="/P3M-10k.zip", **route):
+    """Serve a P3M-10k zip and point the registry's ``p3m10k`` at it (its official layout, our server)."""
+    served = server.add(path, zip_bytes(members), **route)
+    monkeypatch.setitem(REGISTRY, "p3m10k", dataclasses.replace(REGISTRY["p3m10k"], urls=(server.url(path),)))
+    return served
+
+
+def test_p3m10k_from_a_local_server_lands_as_the_portrait_set(server, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(8)
+    members = p3m10k_members(rng)
+    rgb_mask = "P3M-10k/validation/P3M-500-NP/mask/n_2b.png"
+    members[rgb_mask] = png(np.dstack([cv2.imdecode(np.frombuffer(members[rgb_mask], np.uint8), 0)] * 3))
+    _serve_p3m(server, monkeypatch, members, fail_times=1)
+    out, metrics = tmp_path / "datasets", tmp_path / "metrics" / "download.json"
+
+    report = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=tmp_path / "lock.json",
+                                sources=["p3m10k"], metrics_out=metrics, **FAST)
+    assert report["counts"] == {"pm10k/train": 3, "pm10k/validation": 2, "pm10k/validation_np": 2}
+    assert report["benchmarks"] == {"p3m500p": 2, "p3m500np": 2}
+    assert json.loads(metrics.read_text())["benchmarks"] == report["benchmarks"]
+    assert report["converted"] == 1 and "n_2b.png" in report["warnings"][0]  # validated like AM-2k
+    official = {"train": ("train", "blurred_image"), "validation": ("validation/P3M-500-P", "blurred_image"),
+                "validation_np": ("validation/P3M-500-NP", "original_image")}
+    for ours, (split, images) in official.items():
+        s = layout.Split(out / registry.PORTRAIT_SET / ours)
+        stems = sorted(Path(m).stem for m in members if m.startswith(f"P3M-10k/{split}/{images}/"))
+        assert s.names() == stems and s.trimap.is_dir() == (ours != "train")
+        for stem in stems:
+            assert s.image_path(stem).read_bytes() == members[f"P3M-10k/{split}/{images}/{stem}.jpg"]
+            assert read_alpha(s.mask_path(stem)).ndim == 2
+    assert plots.matting_splits(out, registry.PORTRAIT_SET) == ["train", "validation", "validation_np"]
+    rows = {(r.set, r.split): r for r in plots.summarise(out).itertuples()}
+    assert (rows["pm10k", "validation_np"].images, rows["pm10k", "validation_np"].trimaps) == (2, 2)
+    assert rows["pm10k", "train"].trimaps == 0
+    fig = plots.plot_samples(out, "validation_np", n=2, set_name=registry.PORTRAIT_SET)
+    assert fig.axes[2].get_title() == "trimap" and "pm10k/validation_np" in fig.texts[0].get_text()
+
+
+def test_p3m10k_in_another_layout_or_with_a_bad_pair_is_refused(server, tmp_path, monkeypatch):
+    rng = np.random.default_rng(9)
+    flat = {name.replace("validation/", ""): blob for name, blob in p3m10k_members(rng).items()}  # no validation/
+    _serve_p3m(server, monkeypatch, flat, path="/flat.zip")
+    kw = {"downloads": tmp_path / "dl", "lock_file": tmp_path / "lock.json", "sources": "p3m10k", **FAST}
+    with pytest.raises(DataError, match=r"no 'validation/P3M-500-NP' found within 3 folder level\(s\); is this P3M"):
+        stage.run_download("real", tmp_path / "out", **kw)
+
+    members = p3m10k_members(rng)
+    members["P3M-10k/validation/P3M-500-NP/mask/n_2a.png"] = png(np.zeros((10, 10), np.uint8))
+    _serve_p3m(server, monkeypatch, members, path="/bad.zip")
+    with pytest.raises(DataError, match=r"(?s)validation_np: 1 problem.*n_2a\.png: mask is 10x10, its image n_2a"):
+        stage.run_download("real", tmp_path / "out", refresh=True, **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_refused_download_says_where_to_place_it_and_a_placed_file_is_used(server, tmp_path, monkeypatch):
+    rng = np.random.default_rng(10)
+    refused = _serve_p3m(server, monkeypatch, {}, status=403)  # Google Drive's quota, say
+    downloads, lock = tmp_path / "dl", tmp_path / "lock.json"
+    with pytest.raises(DownloadError) as error:
+        stage.download(["p3m10k"], downloads, lock_file=lock, **FAST)
+    hint = str(error.value).splitlines()[-1]
+    assert "HTTP 403" in str(error.value) and "https://github.com/JizhiziLi/P3M#readme" in hint
+    assert "P3M-10k_Dataset_Release_Agreement.pdf" in hint and f"place it at {downloads / 'P3M-10k.zip'}" in hint
+    blob = zip_bytes(p3m10k_members(rng))
+    write_file(downloads / "P3M-10k.zip", blob)  # downloaded by hand (a mirror, a browser)
+    report = stage.run_download("real", tmp_path / "out", downloads=downloads, lock_file=lock, sources="p3m10k",
+                                **FAST)
+    assert report["counts"]["pm10k/train"] == 3 and len(refused.hits) == 1  # checked and used, not fetched
+    assert _lock(lock)["p3m10k/P3M-10k.zip"]["sha256"] == sha(blob)
+
+    import gdown
+
+    def refused_listing(**kw):
+        raise gdown.exceptions.DownloadError("Too many users have viewed or downloaded this file recently")
+
+    monkeypatch.setattr(gdown, "download_folder", refused_listing)
+    with pytest.raises(DownloadError, match=rf"(?s)did not list the folder.*\n  or download the files of AM-2k .*"
+                                            rf"AM-2k_Dataset_Release_Agreement\.pdf\) into {downloads / 'am2k'}/"):
+        stage.download(["am2k"], downloads, lock_file=lock, **FAST)
+    write_file(downloads / "am2k" / "AM-2k.zip", zip_bytes(_am2k_members(rng)))  # the folder, placed by hand
+    assert stage.download(["am2k"], downloads, lock_file=lock, **FAST)["am2k"] == downloads / "am2k.unpacked"
+    assert "am2k/AM-2k.zip" in _lock(lock)
+    placed = tmp_path / "new" / "P3M-10k.zip"
+    with pytest.raises(DownloadError, match=rf"no URL: download P3M-10k\.zip .* place it at {placed} and run again"):
+        stage.download([dataclasses.replace(REGISTRY["p3m10k"], urls=())], tmp_path / "new", lock_file=lock, **FAST)
 
 
 # --- the registry --------------------------------------------------------------------------------
@@ -379,7 +470,18 @@ def test_registry_lists_the_paper_datasets_and_the_seven_checkpoints(tmp_path):
                            "gfm_r101_tt": ("r101", "TT"), "gfm_d121_rim": ("d121", "RIM")}
     assert {"am2k", "bg20k", "coco", "p3m10k"} <= set(REGISTRY)
     assert dict(REGISTRY["am2k"].layout)["validation/trimap"] == "am2k/validation/trimap"
-    assert {dst for _, dst in REGISTRY["bg20k"].layout} == {layout.BG_CANDIDATES}
+    assert dict(REGISTRY["bg20k"].layout) == {"train": "bg20k/train", "testval": "bg20k/testval"}  # the official split
+    p3m = dict(REGISTRY["p3m10k"].layout)
+    assert p3m == {"train/blurred_image": "pm10k/train/original", "train/mask": "pm10k/train/mask",
+                   "validation/P3M-500-P/blurred_image": "pm10k/validation/original",
+                   "validation/P3M-500-P/mask": "pm10k/validation/mask",
+                   "validation/P3M-500-P/trimap": "pm10k/validation/trimap",
+                   "validation/P3M-500-NP/original_image": "pm10k/validation_np/original",
+                   "validation/P3M-500-NP/mask": "pm10k/validation_np/mask",
+                   "validation/P3M-500-NP/trimap": "pm10k/validation_np/trimap"}
+    assert REGISTRY["p3m10k"].urls == ("gdrive:1LqUU7BZeiq8I3i5KxApdOJ2haXm-cEv1",)  # the official P3M README
+    assert {name: folder for name, (folder, _) in registry.BENCHMARKS.items()} == {
+        "am2k": "am2k/validation", "p3m500p": "pm10k/validation", "p3m500np": "pm10k/validation_np"}
     with pytest.raises(ValueError, match="unsupported URL"):
         Source("x", "x", urls=("ftp://host/x",), filename="x", archive="zip", layout=())
     with pytest.raises(ValueError, match="unknown source 'imagenet'"):
@@ -389,6 +491,11 @@ def test_registry_lists_the_paper_datasets_and_the_seven_checkpoints(tmp_path):
     table = registry.registry_table(lock).set_index("name")
     assert table.loc["coco", "sha256"] == "lock" and table.loc["am2k", "sha256"] == "first download"
     assert len(table) == len(REGISTRY) and table.loc["gfm_r34_tt", "url"].startswith(registry.GDRIVE)
+    agreements = table.loc[["am2k", "bg20k", "p3m10k", "coco"], "licence"]
+    assert [a.rsplit("/", 1)[-1] for a in agreements] == ["AM-2k_Dataset_Release_Agreement.pdf",
+                                                          "BG-20k_Dataset_Release_Agreement.pdf",
+                                                          "P3M-10k_Dataset_Release_Agreement.pdf", "#termsofuse"]
+    assert table.loc["p3m10k", "page"] == "https://github.com/JizhiziLi/P3M#readme" and table["page"].all()
     lock.write_text("{not json")
     with pytest.raises(DataError, match=rf"{lock}: not valid JSON"):
         registry.read_lock(lock)

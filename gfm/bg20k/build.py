@@ -6,8 +6,10 @@ with a deep matching model and images with salient objects (YOLO-v3, an object d
 manual double-check), leaving 20,000 clean images; (3) split them into a disjoint 15k training
 and 5k validation set (official folders ``train/`` and ``testval/``).
 
-:func:`build_bg20k` runs the same steps on a folder of candidates with the offline filters of
-:mod:`gfm.bg20k.filters`, then a seeded random train/testval split (:func:`split_train_testval`).
+:func:`build_bg20k` runs the same steps on a folder of candidates (the embedded world's, or one's
+own photos; never the released BG-20k, which :mod:`gfm.bg20k.official` passes through) with the
+offline filters of :mod:`gfm.bg20k.filters`, then a seeded random train/testval split
+(:func:`split_train_testval`).
 Unusable files are rejected with a reason instead of stopping the stage; ``convert`` may instead
 convert CMYK, 16-bit or grayscale files to 8-bit RGB. Every candidate gets one manifest row
 (:data:`MANIFEST_COLUMNS`). Scores and figures of a build: :mod:`gfm.bg20k.summary`,
@@ -30,6 +32,7 @@ from gfm.bg20k.filters import (WEIGHT_FILES, cnn_embeddings, find_duplicates, fi
                                saliency_score)
 from gfm.core.io import atomic_dir, list_images, write_image, write_text
 from gfm.core.parallel import parallel_map
+from gfm.data.registry import BG20K_SPLITS
 
 #: Why a candidate was rejected ("ok" for kept images), in the order the checks run.
 REASONS = ("ok", "unreadable", "grayscale", "cmyk", "16bit", "too_small", "low_resolution",
@@ -39,7 +42,6 @@ BAD_FILE_REASONS = ("unreadable", "grayscale", "cmyk", "16bit")
 MANIFEST_COLUMNS = ("name", "status", "reason", "short_side", "width", "height", "duplicate_of",
                     "hash_distance", "saliency_score", "split", "file", "out_width", "out_height",
                     "nearest_distance", "conversion", "detail")
-SPLIT_FOLDERS = ("train", "testval")
 DEDUP_METHODS = ("phash", "cnn")
 DETECTORS = ("saliency", "torchvision")
 #: Default thresholds: Hamming bits (phash), cosine distance (cnn), salient-area fraction
@@ -115,7 +117,7 @@ def build_bg20k(candidates_dir: str | os.PathLike, out_dir: str | os.PathLike, *
         manifest["status"] = np.where(kept, "kept", "rejected")
         splits = split_train_testval(manifest.loc[kept, "name"], val_fraction=val_fraction, seed=seed)
         manifest["split"] = [splits.get(name, "") for name in manifest["name"]]
-        for folder in SPLIT_FOLDERS:
+        for folder in BG20K_SPLITS:
             (build / folder).mkdir()
         for name, split in splits.items():
             os.replace(staging / f"{name}.jpg", build / split / f"{name}.jpg")

@@ -1,4 +1,5 @@
-"""Figures of a BG-20k build: kept and rejected examples (cf. paper Fig. 4), the resolution filter."""
+"""Figures of stage 2: of a constructed set, kept and rejected examples (cf. paper Fig. 4) and the
+resolution filter; of the released BG-20k, examples and shorter sides per official split."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from gfm.bg20k.build import REASONS
 from gfm.core.io import list_images
+from gfm.data.registry import BG20K_SPLITS
 
 
 def plot_gallery(manifest: pd.DataFrame, candidates_dir: str | os.PathLike, *, per_reason: int = 4,
@@ -67,6 +69,45 @@ def plot_resolution_hist(manifest: pd.DataFrame, *, min_short_side: int | None =
     ax.set_ylabel("images")
     ax.legend(fontsize=8)
     ax.set_title("Resolution filter (paper, Sect. 4.1: shorter side ≥ 1080 px)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_split_gallery(manifest: pd.DataFrame, root: str | os.PathLike, *, per_split: int = 4,
+                       thumb_height: int = 120):
+    """Examples of the released BG-20k (cf. paper Fig. 4): one row per official split, ``per_split``
+    images each (the first by name), read from ``root/<split>/<file>``. Returns a matplotlib Figure."""
+    root = Path(root)
+    fig, axes = plt.subplots(len(BG20K_SPLITS), per_split, squeeze=False,
+                             figsize=(2.4 * per_split, 2.0 * len(BG20K_SPLITS)))
+    for row, split in zip(axes, BG20K_SPLITS):
+        examples = manifest[manifest["split"] == split].sort_values("name").head(per_split)
+        for ax, (_, item) in zip(row, examples.iterrows()):
+            ax.imshow(_thumbnail(root / split / item["file"], thumb_height))
+            ax.set_title(f"{item['name']} ({item['width']}×{item['height']})", fontsize=7)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        row[0].set_ylabel(f"{split}\n({(manifest['split'] == split).sum()} images)", fontsize=9)
+    fig.suptitle("BG-20k as released: examples per official split (cf. paper Fig. 4)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_split_resolution(manifest: pd.DataFrame, *, bins: int = 30):
+    """Histogram of the shorter side of the released images per official split (the paper resized
+    them to a 1080 px shorter side, Sect. 4.1). Returns a matplotlib Figure."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    edges = np.histogram_bin_edges(manifest["short_side"], bins=bins)
+    for split, colour in zip(BG20K_SPLITS, ("tab:blue", "tab:orange")):
+        sides = manifest.loc[manifest["split"] == split, "short_side"]
+        ax.hist(sides, bins=edges, color=colour, alpha=0.7, label=f"{split} ({len(sides)})")
+    ax.set_xlabel("shorter side (px)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    ax.set_title("BG-20k as released: shorter side per official split")
     fig.tight_layout()
     return fig
 

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gfm.bg20k.build import BAD_FILE_REASONS, REASONS, SPLIT_FOLDERS
+from gfm.bg20k.build import BAD_FILE_REASONS, REASONS
+from gfm.data.registry import BG20K_SPLITS
 
+#: The ``mode`` of the metrics of a set built from candidates (the released BG-20k: ``official``).
+MODE = "constructed"
 #: Filters scored by :func:`score_filters`: predicted reasons -> truth ``kind``.
 FILTERS = {
     "low_resolution": (("too_small", "low_resolution"), "lowres"),
@@ -62,17 +65,20 @@ def summarise(manifest: pd.DataFrame) -> pd.DataFrame:
     """Number of candidates per reason, and kept images per split (one row each)."""
     reasons = manifest["reason"].value_counts().reindex(REASONS, fill_value=0)
     counts = {f"reason: {r}": int(n) for r, n in reasons.items() if n or r == "ok"}
-    for split in SPLIT_FOLDERS:
+    for split in BG20K_SPLITS:
         counts[f"split: {split}"] = int((manifest["split"] == split).sum())
     counts["candidates"] = len(manifest)
     return pd.Series(counts, name="images").to_frame()
 
 
 def metrics_summary(manifest: pd.DataFrame, scores: pd.DataFrame | None = None, *,
-                    seconds: float | None = None) -> dict:
-    """JSON-ready figures of a build (for ``dvc metrics show``): counts, time, filter scores."""
-    metrics = {"candidates": len(manifest), "kept": int((manifest["status"] == "kept").sum())}
-    metrics.update({split: int((manifest["split"] == split).sum()) for split in SPLIT_FOLDERS})
+                    seconds: float | None = None, split: str = "random split") -> dict:
+    """JSON-ready figures of a build (for ``dvc metrics show``): the mode (``constructed``), how the
+    kept images were split (``split``, followed by the train/testval counts), counts, time, filter
+    scores."""
+    counts = {name: int((manifest["split"] == name).sum()) for name in BG20K_SPLITS}
+    metrics = {"mode": MODE, "split": f"{split}, {'/'.join(map(str, counts.values()))} images",
+               "candidates": len(manifest), "kept": int((manifest["status"] == "kept").sum()), **counts}
     if seconds is not None:
         metrics["seconds"] = round(float(seconds), 2)
     if scores is not None:

@@ -8,7 +8,11 @@ Two sources feed the same datasets folder (the layout of :mod:`gfm.core.layout`)
 * ``real``: the sources of :data:`gfm.data.registry.REGISTRY` are downloaded into ``downloads/``
   (:mod:`gfm.data.fetch`: resumed, retried, checked before they land and before their sha256 is
   recorded in the lock file), unpacked safely (:mod:`gfm.data.archive`), and mapped from their
-  official layout into ours.
+  official layout into ours: AM-2k into ``am2k/``, P3M-10k into ``pm10k/`` (``train``,
+  ``validation`` = P3M-500-P, ``validation_np`` = P3M-500-NP), BG-20k as released into
+  ``bg20k/{train,testval}``, COCO into ``coco/``. A file source Google Drive refuses (quota) can be
+  downloaded by hand and placed in ``downloads/`` under its registry ``filename``: it is checked
+  like a download before its sha256 is recorded.
 
 Either way every image/alpha pair of a matting set is validated (:mod:`gfm.data.validate`) and the
 datasets folder is built in a temporary sibling and renamed into place, so an interrupted run never
@@ -36,7 +40,8 @@ from gfm.data.content import expected
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError, UnsafeArchiveError
 from gfm.data.fetch import (DEADLINE, check_download, discard_unresumable, fetch_gdrive, fetch_gdrive_folder, fetch_url,
                             partials)
-from gfm.data.registry import EMBEDDED, GDRIVE, GDRIVE_FOLDER, MATTING_SETS, PRETRAINED, REGISTRY, Source
+from gfm.data.registry import (BENCHMARKS, BG20K_SET, BG20K_SPLITS, EMBEDDED, GDRIVE, GDRIVE_FOLDER, MATTING_SPLITS,
+                               PRETRAINED, REGISTRY, Source)
 from gfm.data.validate import validate_pairs
 
 #: Name of the report written into the datasets folder.
@@ -74,7 +79,8 @@ def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "ar
 
     Returns
     -------
-    report : dict with ``source``, ``datasets``, ``counts`` (files per set/split), ``warnings``,
+    report : dict with ``source``, ``datasets``, ``counts`` (files per set/split), ``benchmarks``
+        (validated pairs per benchmark present, :data:`gfm.data.registry.BENCHMARKS`), ``warnings``,
         ``converted``, ``dropped`` and, for real sources, ``downloads`` (name -> unpacked root).
     """
     for target in (datasets_out, metrics_out):
@@ -95,8 +101,9 @@ def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "ar
         raise ValueError(f"source must be 'embedded' or 'real', got {source!r}")
     report["source"] = source
     if metrics_out is not None:
-        write_json(metrics_out, {"source": source, "counts": report["counts"], "warnings": len(report["warnings"]),
-                                 "converted": report["converted"], "dropped": report["dropped"]})
+        write_json(metrics_out, {"source": source, "counts": report["counts"], "benchmarks": report["benchmarks"],
+                                 "warnings": len(report["warnings"]), "converted": report["converted"],
+                                 "dropped": report["dropped"]})
     return report
 
 
@@ -177,8 +184,9 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
 
     Returns
     -------
-    report : ``counts`` (files per set/split), ``splits`` (per-split validation reports),
-        ``warnings``, ``converted``, ``dropped``; also written to ``<datasets_out>/summary.json``.
+    report : ``counts`` (files per set/split), ``benchmarks`` (pairs per benchmark present),
+        ``splits`` (per-split validation reports), ``warnings``, ``converted``, ``dropped``; also
+        written to ``<datasets_out>/summary.json``.
     """
     known = dict(registry) if registry is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
     out = Path(datasets_out)
@@ -189,8 +197,8 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
                 raise ValueError(f"roots: unknown source {name!r} (known: {', '.join(sorted(known))})")
             _place(known[name], Path(root), tmp, placed, link=link)
         report = {"datasets": str(out), "counts": {}, "splits": {}, "warnings": [], "converted": 0, "dropped": 0}
-        for set_name in MATTING_SETS:
-            for split in layout.SPLITS:
+        for set_name, splits in MATTING_SPLITS.items():
+            for split in splits:
                 split_dir = tmp / set_name / split
                 if not split_dir.exists():
                     continue
@@ -201,9 +209,12 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
                 report["warnings"] += [f"{key}: {w}" for w in split_report["warnings"]]
                 report["converted"] += split_report["converted"]
                 report["dropped"] += split_report["dropped"]
-        for folder in (layout.BG_CANDIDATES, layout.COCO, PRETRAINED):
+        for folder in (layout.BG_CANDIDATES, *(f"{BG20K_SET}/{split}" for split in BG20K_SPLITS), layout.COCO,
+                       PRETRAINED):
             if (tmp / folder).is_dir():
                 report["counts"][folder] = sum(1 for p in (tmp / folder).iterdir() if not p.name.startswith("."))
+        report["benchmarks"] = {name: report["counts"][folder] for name, (folder, _) in BENCHMARKS.items()
+                                if folder in report["counts"]}
         write_json(tmp / SUMMARY, report)
     return report
 
@@ -234,9 +245,10 @@ def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
 # --- helpers -------------------------------------------------------------------------------------
 
 def _download_source(source: Source, downloads: Path, lock_file, fetching: dict, backoff: float) -> dict[Path, str]:
-    """Download (or reuse) the files of ``source``, trying its mirrors in order; return ``{path: sha256}``."""
+    """Download (or reuse) the files of ``source``, trying its mirrors in order; return ``{path: sha256}``.
+    When every mirror fails, the error says how to place the file by hand (:func:`_by_hand`)."""
     if not source.urls:
-        raise DownloadError(f"source {source.name!r} has no URL; place its files in {downloads} by hand")
+        raise DownloadError(f"source {source.name!r} has no URL: {_by_hand(source, downloads)}")
     expect = functools.partial(_expected, source)
     errors: list[DataError] = []
     for url in source.urls:
@@ -248,9 +260,22 @@ def _download_source(source: Source, downloads: Path, lock_file, fetching: dict,
             raise
         except (DownloadError, ContentError) as error:
             errors.append(error)
+    hint = f"or {_by_hand(source, downloads)}"
     if len(errors) == 1:
-        raise errors[0]
-    raise DownloadError(f"source {source.name!r}: every URL failed:\n  " + "\n  ".join(map(str, errors)))
+        raise type(errors[0])(f"{errors[0]}\n  {hint}") from errors[0]
+    raise DownloadError(f"source {source.name!r}: every URL failed:\n  " + "\n  ".join(map(str, errors))
+                        + f"\n  {hint}")
+
+
+def _by_hand(source: Source, downloads: Path) -> str:
+    """How to place ``source`` by hand: where to get it, what to accept, where to put it."""
+    where = f"from {source.page}" if source.page else "from its official page"
+    agreement = f" (after accepting {source.licence})" if source.licence else ""
+    if any(url.startswith(GDRIVE_FOLDER) for url in source.urls):
+        return (f"download the files of {source.title} {where}{agreement} into {downloads / source.filename}/ "
+                f"(the folder as it is on Google Drive) and run again")
+    return (f"download {source.filename} {where}{agreement}, place it at {downloads / source.filename} "
+            f"and run again: it is checked like a download before its sha256 is recorded")
 
 
 def _expected(source: Source, filename: str) -> str:

@@ -14,7 +14,7 @@ from gfm.core import layout
 from gfm.core.io import list_images, read_alpha, read_image
 from gfm.core.trimap import trimap
 from gfm.data.errors import DataError
-from gfm.data.registry import MATTING_SETS
+from gfm.data.registry import BG20K_SET, BG20K_SPLITS, MATTING_SPLITS
 
 if TYPE_CHECKING:
     import pandas
@@ -38,6 +38,13 @@ def summarise(datasets: str | os.PathLike) -> pandas.DataFrame:
     columns = ["set", "split", "images", "masks", "trimaps", "fg", "bg", "min_short_side", "median_width",
                "median_height"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def matting_splits(datasets: str | os.PathLike, set_name: str) -> list[str]:
+    """The splits of matting set ``set_name`` present in ``datasets`` (those with an ``original/`` folder), in
+    the order of :data:`gfm.data.registry.MATTING_SPLITS`."""
+    return [split for split in MATTING_SPLITS[set_name]
+            if layout.Split(Path(datasets) / set_name / split).original.is_dir()]
 
 
 def plot_samples(datasets: str | os.PathLike, split: str = "validation", n: int = 4, *,
@@ -84,7 +91,7 @@ def plot_resolutions(datasets: str | os.PathLike, bins: int = 20):
 
     collections = list(_collections(Path(datasets)))
     if not collections:
-        raise DataError(f"{datasets}: no matting set, bg_candidates or coco folder to plot")
+        raise DataError(f"{datasets}: no matting set, bg_candidates, bg20k or coco folder to plot")
     fig, axes = plt.subplots(1, len(collections), figsize=(3.2 * len(collections), 2.8), squeeze=False,
                              sharex=True)
     shorts = []
@@ -105,15 +112,15 @@ def plot_resolutions(datasets: str | os.PathLike, bins: int = 20):
 
 def _collections(datasets: Path) -> Iterable[tuple[str, str, dict]]:
     """(set, split, {images, masks, trimaps, fg, bg}) for every matting split and background folder."""
-    for set_name in MATTING_SETS:
-        for split in layout.SPLITS:
+    for set_name in MATTING_SPLITS:
+        for split in matting_splits(datasets, set_name):
             s = layout.Split(datasets / set_name / split)
-            if s.original.is_dir():
-                yield set_name, split, {"images": s.original, "masks": s.mask, "trimaps": s.trimap,
-                                        "fg": s.fg, "bg": s.bg}
-    for folder in (layout.BG_CANDIDATES, layout.COCO):
-        if (datasets / folder).is_dir():
-            yield folder, "", {"images": datasets / folder, "masks": None, "trimaps": None, "fg": None, "bg": None}
+            yield set_name, split, {"images": s.original, "masks": s.mask, "trimaps": s.trimap, "fg": s.fg, "bg": s.bg}
+    backgrounds = [(layout.BG_CANDIDATES, ""), *((BG20K_SET, split) for split in BG20K_SPLITS), (layout.COCO, "")]
+    for folder, split in backgrounds:
+        if (datasets / folder / split).is_dir():
+            yield folder, split, {"images": datasets / folder / split, "masks": None, "trimaps": None, "fg": None,
+                                  "bg": None}
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:

@@ -1,6 +1,12 @@
-"""What stage 1 can download: the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.2 BG-20k,
-MS COCO for COMP-COCO), the released GFM checkpoints (Table 1 / Table 5), and the lock file that
-pins the sha256 of every file downloaded once.
+"""What stage 1 can download: the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.1 BG-20k,
+MS COCO for COMP-COCO), the released GFM checkpoints (Table 1 / Table 5), where each lands in the
+datasets folder, and the lock file that pins the sha256 of every file downloaded once.
+
+PM-10k was published as P3M-10k (Li et al., ACM MM 2021): the faces of its training images and of
+its 500 validation images (P3M-500-P) are blurred, 9,421 training images instead of 9,500, plus a
+second test set of 500 portraits whose faces are not blurred (P3M-500-NP). It lands as the matting set
+:data:`PORTRAIT_SET` with the extra split :data:`PORTRAIT_NP_SPLIT`. BG-20k lands as released,
+with its official split (:data:`BG20K_SET`).
 
 The official releases publish no checksums: the first verified download of a file records its
 sha256 in the lock file (``data.lock.json``, commit it) and every later download is checked
@@ -27,8 +33,23 @@ if TYPE_CHECKING:
 PRETRAINED = "pretrained"
 #: The portrait matting set (PM-10k, publicly released as P3M-10k) inside the datasets folder.
 PORTRAIT_SET = "pm10k"
-#: Matting sets of the datasets folder (validated pair by pair, summarised and plotted per split).
-MATTING_SETS = (layout.MATTING_SET, PORTRAIT_SET)
+#: The portrait set's second test split: P3M-500-NP (faces not blurred); ``validation`` is P3M-500-P.
+PORTRAIT_NP_SPLIT = "validation_np"
+#: The released BG-20k inside the datasets folder: ``<datasets>/bg20k/{train,testval}``, its official
+#: split kept (stage 2 passes it through; it builds a set only from candidate folders).
+BG20K_SET = "bg20k"
+#: The official split folders of BG-20k (15k / 5k, Sect. 4.1).
+BG20K_SPLITS = ("train", "testval")
+#: The splits of each matting set of the datasets folder (validated pair by pair, summarised and plotted).
+MATTING_SPLITS = {layout.MATTING_SET: layout.SPLITS, PORTRAIT_SET: (*layout.SPLITS, PORTRAIT_NP_SPLIT)}
+#: The real-image benchmarks a model is evaluated on (the validation sets of Sect. 5.1, used by both
+#: tracks of Sect. 5.2): name -> (split folder relative to the datasets folder, title).
+BENCHMARKS = {
+    "am2k": (f"{layout.MATTING_SET}/validation", "AM-2k validation (200 animal images)"),
+    "p3m500p": (f"{PORTRAIT_SET}/validation",
+                "P3M-500-P (500 portraits, faces blurred; stands in for PM-10k's validation)"),
+    "p3m500np": (f"{PORTRAIT_SET}/{PORTRAIT_NP_SPLIT}", "P3M-500-NP (500 portraits, faces not blurred)"),
+}
 #: How a download is unpacked (``auto``: sniffed; see :func:`gfm.data.archive.archive_kind`).
 ARCHIVES = ("zip", "tar", "tar.gz", "none", "auto")
 #: URL prefixes of a Google Drive file and a Google Drive folder (downloaded with gdown).
@@ -61,6 +82,7 @@ class Source:
         ``TT``, ``FT``, ``BT``, ``RIM``).
     paper : where the paper introduces or uses it.
     licence : the release agreement or licence to accept before downloading.
+    page : the official page that documents the download (where to get it by hand).
     """
 
     name: str
@@ -76,6 +98,7 @@ class Source:
     rosta: str | None = None
     paper: str = ""
     licence: str = ""
+    page: str = ""
 
     def __post_init__(self):
         if self.archive not in ARCHIVES:
@@ -92,6 +115,13 @@ _AM2K_SPLITS = tuple((f"{split}/{folder}", f"{layout.MATTING_SET}/{split}/{folde
                      for split, folders in (("train", ("original", "mask")),
                                             ("validation", ("original", "mask", "trimap")))
                      for folder in folders)
+#: P3M-10k's official layout (github.com/JizhiziLi/P3M; the P3M-Net repository's config) -> ours.
+_P3M_SPLITS = (("train/blurred_image", "train/original"), ("train/mask", "train/mask"),
+               *((f"validation/P3M-500-P/{folder}", f"validation/{ours}")
+                 for folder, ours in (("blurred_image", "original"), ("mask", "mask"), ("trimap", "trimap"))),
+               *((f"validation/P3M-500-NP/{folder}", f"{PORTRAIT_NP_SPLIT}/{ours}")
+                 for folder, ours in (("original_image", "original"), ("mask", "mask"), ("trimap", "trimap"))))
+_GFM_README = "https://github.com/JizhiziLi/GFM#readme"
 _AGREEMENTS = "https://jizhizili.github.io/files/gfm_datasets_agreements/"
 #: The released checkpoints: (name, backbone, rosta, Google Drive file id) as listed in the official README.
 CHECKPOINTS = (
@@ -110,30 +140,30 @@ REGISTRY: dict[str, Source] = {s.name: s for s in (
     Source("am2k", "AM-2k (2,000 animal images with alpha mattes)",
            urls=(GDRIVE_FOLDER + "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA",), filename="am2k", archive="auto",
            marker="validation/trimap", layout=_AM2K_SPLITS,
-           paper="Sect. 5.1 (1,800 train / 200 validation)", licence=_AGREEMENTS + "AM-2k_Dataset_Release_Agreement.pdf"),
+           paper="Sect. 5.1 (1,800 train / 200 validation)",
+           licence=_AGREEMENTS + "AM-2k_Dataset_Release_Agreement.pdf", page=_GFM_README),
     Source("bg20k", "BG-20k (20,000 clean high-resolution backgrounds)",
            urls=(GDRIVE_FOLDER + "1ZBaMJxZtUNHIuGj8D8v3B9Adn8dbHwSS",), filename="bg20k", archive="auto",
-           marker="testval", layout=(("train", layout.BG_CANDIDATES), ("testval", layout.BG_CANDIDATES)),
-           paper="Sect. 4.2 (15k train / 5k testval); merged into bg_candidates so stage 2 re-verifies it",
-           licence=_AGREEMENTS + "BG-20k_Dataset_Release_Agreement.pdf"),
+           marker="testval", layout=tuple((split, f"{BG20K_SET}/{split}") for split in BG20K_SPLITS),
+           paper="Sect. 4.1 (15k train / 5k testval); placed as released, its split kept",
+           licence=_AGREEMENTS + "BG-20k_Dataset_Release_Agreement.pdf", page=_GFM_README),
     Source("coco", "MS COCO train2014 (backgrounds of COMP-COCO)",
            urls=("http://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip", archive="zip",
            marker="train2014", layout=(("train2014", layout.COCO),),
-           paper="Sect. 5.2 COMP-COCO (Lin et al., 2014)", licence="https://cocodataset.org/#termsofuse"),
+           paper="Sect. 5.2 COMP-COCO (Lin et al., 2014)", licence="https://cocodataset.org/#termsofuse",
+           page="https://cocodataset.org/#download"),
     Source("p3m10k", "P3M-10k (the public, face-blurred release of PM-10k)",
            urls=(GDRIVE + "1LqUU7BZeiq8I3i5KxApdOJ2haXm-cEv1",), filename="P3M-10k.zip", archive="zip",
-           marker="P3M-500-P",
-           layout=(("train/blurred_image", f"{PORTRAIT_SET}/train/original"),
-                   ("train/mask", f"{PORTRAIT_SET}/train/mask"),
-                   ("P3M-500-P/blurred_image", f"{PORTRAIT_SET}/validation/original"),
-                   ("P3M-500-P/mask", f"{PORTRAIT_SET}/validation/mask"),
-                   ("P3M-500-P/trimap", f"{PORTRAIT_SET}/validation/trimap")),
-           paper="Sect. 5.1 PM-10k (9,500 train / 500 validation); released as P3M-10k (9,421 / 500)",
-           licence="https://jizhizili.github.io/files/p3m_dataset_agreement/P3M-10k_Dataset_Release_Agreement.pdf"),
+           marker="validation/P3M-500-NP",
+           layout=tuple((official, f"{PORTRAIT_SET}/{ours}") for official, ours in _P3M_SPLITS),
+           paper="Sect. 5.1 PM-10k (9,500 train / 500 validation); released as P3M-10k "
+                 "(9,421 train / P3M-500-P / P3M-500-NP)",
+           licence="https://jizhizili.github.io/files/p3m_dataset_agreement/P3M-10k_Dataset_Release_Agreement.pdf",
+           page="https://github.com/JizhiziLi/P3M#readme"),
     *(Source(name, f"GFM({backbone})-{rosta} trained on the AM-2k ORI-Track",
              urls=(GDRIVE + file_id,), filename=f"{name}.pth", archive="auto",
              layout=(("*.pth", f"{PRETRAINED}/{name}.pth"),), kind="checkpoint", backbone=backbone, rosta=rosta,
-             paper="Table 1 / Table 5 (released checkpoints)", licence="MIT (official repository)")
+             paper="Table 1 / Table 5 (released checkpoints)", licence="MIT (official repository)", page=_GFM_README)
       for name, backbone, rosta, file_id in CHECKPOINTS),
 )}
 
@@ -202,8 +232,8 @@ def registry_table(lock_file: str | os.PathLike | None = None) -> pandas.DataFra
     """The real sources of :data:`REGISTRY` as a table (one row per source).
 
     Columns: ``name``, ``kind``, ``title``, ``backbone``, ``rosta``, ``archive``, ``url`` (first
-    mirror), ``sha256`` (``registry``, ``lock`` when ``lock_file`` holds one, else ``first download``)
-    and ``paper``.
+    mirror), ``sha256`` (``registry``, ``lock`` when ``lock_file`` holds one, else ``first download``),
+    ``paper``, ``licence`` (the agreement to accept before downloading) and ``page`` (the official page).
     """
     import pandas as pd
 
@@ -211,5 +241,5 @@ def registry_table(lock_file: str | os.PathLike | None = None) -> pandas.DataFra
     rows = [{"name": s.name, "kind": s.kind, "title": s.title, "backbone": s.backbone or "", "rosta": s.rosta or "",
              "archive": s.archive, "url": s.urls[0] if s.urls else "",
              "sha256": "registry" if s.sha256 else "lock" if s.name in locked else "first download",
-             "paper": s.paper} for s in REGISTRY.values()]
+             "paper": s.paper, "licence": s.licence, "page": s.page} for s in REGISTRY.values()]
     return pd.DataFrame(rows)
