@@ -4,12 +4,14 @@ in the official layouts of P3M-10k and BG-20k).
 
 Each route serves fixed bytes and can misbehave on purpose: answer 5xx a few times, drop the
 connection after N bytes once (``drop_after``) or on every request (``cut_at``), omit
-``Content-Length``, ignore ``Range`` requests, serve any ``Content-Type`` (an HTML page), drip the
-body a byte at a time, or return any status. Validators: a strong ``ETag`` (or a weak one, or none)
-and ``Last-Modified``, both derived from the current body, so changing ``Route.body`` is a new
-object; ``If-Range`` is honoured (a validator that no longer matches gets the whole new body, 200).
-Every request's ``Range`` header is recorded in ``Route.hits`` and its ``If-Range`` in
-``Route.if_ranges``, so tests can check what the client asked for.
+``Content-Length``, send the body in chunks (``chunked``: a cut body then breaks off inside a
+chunk, as a dropped chunked transfer does), ignore ``Range`` requests, serve any ``Content-Type``
+(an HTML page), drip the body a byte at a time, or return any status. Validators: a strong
+``ETag`` (or a weak one, or none) and ``Last-Modified``, both derived from the current body, so
+changing ``Route.body`` is a new object; ``If-Range`` is honoured (a validator that no longer
+matches gets the whole new body, 200). Every request's ``Range`` header is recorded in
+``Route.hits`` and its ``If-Range`` in ``Route.if_ranges``, so tests can check what the client
+asked for.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Route:
     drop_after: int | None = None     # cut the connection after this many body bytes, once
     cut_at: int | None = None         # never send the body's bytes from this offset on
     content_length: bool = True       # send Content-Length
+    chunked: bool = False             # Transfer-Encoding: chunked (no Content-Length)
     content_type: str = "application/octet-stream"
     ignore_range: bool = False
     etag: str | None = "strong"       # "strong" | "weak" | None
@@ -119,7 +122,9 @@ def _handler(server: LocalServer):
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             else:
                 self.send_response(200)
-            if route.content_length:
+            if route.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            elif route.content_length:
                 self.send_header("Content-Length", str(len(body) - start))
             self.send_header("Content-Type", route.content_type)
             for name, value in validators.items():
@@ -129,7 +134,9 @@ def _handler(server: LocalServer):
             if drop is not None:
                 payload = payload[:drop]
             try:
-                if route.drip is None:
+                if route.chunked:
+                    self._chunks(body[start:], len(payload))
+                elif route.drip is None:
                     self.wfile.write(payload)
                 else:
                     for i in range(len(payload)):
@@ -140,6 +147,16 @@ def _handler(server: LocalServer):
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a deadline test)
             self.close_connection = True
+
+        def _chunks(self, body: bytes, sent: int, size: int = 4096) -> None:
+            """``body`` in chunks of ``size`` bytes, stopping (inside a chunk) after ``sent`` bytes."""
+            for offset in range(0, len(body), size):
+                chunk = body[offset:offset + size]
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk[:max(sent - offset, 0)])
+                if offset + len(chunk) > sent:
+                    return
+                self.wfile.write(b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
 
         def _status(self, code: int) -> None:
             self.send_response(code)

@@ -465,3 +465,25 @@ def test_bg20k_candidates_is_optional_and_checked(raw, params):
         mapping["bg20k"]["candidates"] = value
         error = _error(mapping)
         assert error.key == "bg20k.candidates" and fragment in str(error)
+
+
+def test_data_deadline_and_retries_are_optional_and_checked(raw, params):
+    assert params.data.deadline is None and params.data.retries is None  # unset: gfm.data.fetch's defaults
+    mapping = copy.deepcopy(raw)
+    mapping["data"].update(deadline=600, retries=0)
+    data = parse_params(mapping).data
+    assert data.deadline == 600.0 and isinstance(data.deadline, float) and data.retries == 0
+    for key, value, fragment in (("deadline", 0, "must be > 0, got 0"), ("deadline", "6h", "expected a number"),
+                                 ("retries", -1, "must be >= 0, got -1"), ("retries", 1.5, "expected an integer")):
+        mapping = copy.deepcopy(raw)
+        mapping["data"][key] = value
+        error = _error(mapping)
+        assert error.key == f"data.{key}" and fragment in str(error)
+
+
+def test_data_deadline_and_retries_defaults_live_in_the_library():
+    fields = {f.name: f for f in dataclasses.fields(config.DataConfig)}
+    fetch = _module("gfm.data.fetch")
+    assert fields["deadline"].default is None and fields["retries"].default is None
+    assert "gfm.data.fetch.DEADLINE, 6 hours" in fields["deadline"].metadata["doc"] and fetch.DEADLINE == 6 * 3600
+    assert "gfm.data.fetch.RETRIES" in fields["retries"].metadata["doc"]

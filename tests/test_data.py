@@ -9,6 +9,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 
 from gfm.core import layout
-from gfm.core.io import read_alpha
+from gfm.core.io import clean_stale_staging, read_alpha
 from gfm.data import materialise as stage
-from gfm.data import plots, registry
+from gfm.data import fetch, plots, registry
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError
 from gfm.data.registry import PRETRAINED, REGISTRY, Source
 
@@ -26,6 +27,7 @@ from httpserver import (LocalServer, bg20k_members, jpg, p3m10k_members, png, sa
                         torch_zip, tree, write_file, zip_bytes)
 
 FAST = {"backoff": 0.01, "timeout": 10.0, "progress": False}
+SAMPLES = {"trimap_kernel": 25, "seed": 0}  # params.yaml's train.trimap_kernel (the paper's 25) and seed
 
 
 @pytest.fixture
@@ -42,6 +44,13 @@ def _source(name, url, **kw) -> Source:
 
 def _lock(path: Path) -> dict:
     return json.loads(path.read_text())["files"]
+
+
+def _stage(tmp_path: Path, source: str, out: Path, **kw) -> dict:
+    """``run_download`` with every stage knob given, as notebook 01 passes them from params.yaml."""
+    knobs = {"data_root": tmp_path / "data", "downloads": tmp_path / "downloads", "lock_file": tmp_path / "lock.json",
+             "sources": ("am2k", "bg20k", "coco"), "strict": True, **FAST}
+    return stage.run_download(source=source, datasets_out=out, **{**knobs, **kw})
 
 
 # --- the lock file and cached downloads ----------------------------------------------------------
@@ -145,7 +154,7 @@ def test_gdrive_file_dispatch_verifies_and_records(monkeypatch, tmp_path):
     assert roots["gfm_r34_tt"] == tmp_path / "dl" / "gfm_r34_tt.pth"
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["gfm_r34_tt.pth"]
     assert _lock(lock)["gfm_r34_tt/gfm_r34_tt.pth"]["sha256"] == sha(torch_zip())
-    report = stage.materialise(roots, tmp_path / "datasets")
+    report = stage.materialise(roots, tmp_path / "datasets", strict=True)
     assert (tmp_path / "datasets" / PRETRAINED / "gfm_r34_tt.pth").read_bytes() == torch_zip()
     assert report["counts"][PRETRAINED] == 1
 
@@ -192,7 +201,7 @@ def test_gdrive_folder_dispatch_unpacks_every_archive(monkeypatch, tmp_path):
     assert calls == [("list", "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"), ("get", "AM-2k.zip"), ("get", "readme.txt")]
     assert set(_lock(lock)) == {"am2k/AM-2k.zip", "am2k/readme.txt"}
     assert (roots["am2k"] / "readme.txt").read_text() == "AM-2k"
-    report = stage.materialise(roots, tmp_path / "datasets")
+    report = stage.materialise(roots, tmp_path / "datasets", strict=True)
     assert report["counts"] == {"am2k/train": 2, "am2k/validation": 1}
     assert layout.matting_split(tmp_path / "datasets", "validation").names() == ["m_c"]
     stage.download(["am2k"], tmp_path / "dl", lock_file=lock, **FAST)  # folder present: not listed again
@@ -212,6 +221,84 @@ def test_gdrive_folder_with_a_bad_file_lands_nothing_and_resumes_the_rest(monkey
     stage.download(["am2k"], downloads, lock_file=lock, **FAST)
     assert calls[-2:] == [("list", "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"), ("get", "z_extra.zip")]
     assert set(_lock(lock)) == {"am2k/AM-2k.zip", "am2k/z_extra.zip"}
+
+
+def test_a_cached_drive_folder_missing_files_gets_them_again(monkeypatch, tmp_path):
+    files = {"AM-2k.zip": zip_bytes(_am2k_members(np.random.default_rng(3))), "readme.txt": b"AM-2k"}
+    calls = _fake_drive(monkeypatch, files)
+    lock, downloads = tmp_path / "lock.json", tmp_path / "dl"
+    stage.download(["am2k"], downloads, lock_file=lock, **FAST)
+    (downloads / "am2k" / "readme.txt").unlink()  # deleted by hand, or lost
+    with pytest.warns(UserWarning, match=rf"readme\.txt recorded in {lock} missing; downloading again"):
+        roots = stage.download(["am2k"], downloads, lock_file=lock, **FAST)
+    assert calls[3:] == [("list", "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"), ("get", "readme.txt")]  # only what is missing
+    assert (roots["am2k"] / "readme.txt").read_text() == "AM-2k" and (downloads / "am2k" / "readme.txt").is_file()
+    assert sorted(p.name for p in downloads.iterdir()) == ["am2k", "am2k.unpacked"]
+
+    (downloads / "am2k" / "readme.txt").write_text("changed")  # a stale file, and the staging of a killed run
+    write_file(downloads / "am2k.part" / "AM-2k.zip", files["AM-2k.zip"])
+    with pytest.warns(UserWarning, match=rf"sha256 of readme\.txt differs from {lock}"):
+        roots = stage.download(["am2k"], downloads, lock_file=lock, **FAST)  # merged into am2k.part, not an OSError
+    assert calls[5:] == [("list", "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"), ("get", "readme.txt")]
+    assert (roots["am2k"] / "readme.txt").read_text() == "AM-2k"
+    assert sorted(p.name for p in downloads.iterdir()) == ["am2k", "am2k.unpacked"]
+
+    del files["readme.txt"]  # the release changed: the lock file's entry is no longer on Drive
+    (downloads / "am2k" / "readme.txt").unlink()
+    with pytest.warns(UserWarning, match="missing"), \
+            pytest.raises(DownloadError, match=r"(?s)no longer holds readme\.txt.*refresh=True"):
+        stage.download(["am2k"], downloads, lock_file=lock, **FAST)
+
+
+def test_a_source_has_one_deadline_for_all_its_mirrors(server, tmp_path):
+    first = server.add("/slow1.bin", b"z" * 2000, drip=0.02)
+    second = server.add("/slow2.bin", b"z" * 2000, drip=0.02)
+    src = dataclasses.replace(_source("s", server.url("/slow1.bin")),
+                              urls=(server.url("/slow1.bin"), server.url("/slow2.bin")))
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as error:
+        stage.download([src], tmp_path / "dl", lock_file=tmp_path / "lock.json", deadline=0.5, **FAST)
+    assert time.monotonic() - start < 2
+    message = str(error.value)
+    assert "/slow1.bin: not complete after the deadline of 0.5 s (" in message
+    assert f"{server.url('/slow2.bin')}: not complete after the deadline of 0.5 s; " in message
+    assert message.count("; not started") == 1
+    assert len(first.hits) == 1 and second.hits == []  # the second mirror did not get a fresh deadline
+
+
+def test_run_download_takes_retries_and_deadline_from_params_or_the_library(server, tmp_path, monkeypatch):
+    route = server.add("/flaky.pth", torch_zip(), fail_times=5)
+    monkeypatch.setitem(REGISTRY, "gfm_r34_tt", dataclasses.replace(
+        REGISTRY["gfm_r34_tt"], urls=(server.url("/flaky.pth"),), filename="flaky.pth"))
+    kw = {"downloads": tmp_path / "dl", "sources": "gfm_r34_tt", "lock_file": tmp_path / "lock.json"}
+    with pytest.raises(DownloadError, match=r"failed after 3 attempt\(s\)"):  # data.retries: 2
+        _stage(tmp_path, "real", tmp_path / "out", retries=2, deadline=None, **kw)
+    route.fail_times = 5
+    report = _stage(tmp_path, "real", tmp_path / "out", retries=None, deadline=None, **kw)  # unset: fetch.RETRIES
+    assert fetch.RETRIES == 5 and report["counts"][PRETRAINED] == 1 and len(route.hits) == 3 + 6
+    server.add("/slow.pth", torch_zip(), drip=0.02)
+    monkeypatch.setitem(REGISTRY, "gfm_r34_tt", dataclasses.replace(
+        REGISTRY["gfm_r34_tt"], urls=(server.url("/slow.pth"),), filename="slow.pth"))
+    with pytest.raises(DownloadError, match=r"deadline of 0\.3 s.*raise data\.deadline in params\.yaml"):
+        _stage(tmp_path, "real", tmp_path / "out", deadline=0.3, **kw)
+
+
+def test_links_in_a_placed_tree_are_not_followed(tmp_path):
+    outside = write_file(tmp_path / "outside" / "validation" / "trimap" / "secret.png", b"not yours").parents[2]
+    src = Source("t", "t", urls=(), filename="t", archive="none", marker="validation/trimap",
+                 layout=(("validation", "t/validation"),))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "wrap").symlink_to(outside, target_is_directory=True)  # the marker is only reachable through a link
+    with pytest.raises(DataError, match=rf"{root}: no 'validation/trimap' found within 3 folder level"):
+        stage.materialise({"t": root}, tmp_path / "out", strict=True, known_sources={"t": src})
+    (root / "wrap").unlink()
+    write_file(root / "validation" / "trimap" / "a.png", b"mine")
+    (root / "validation" / "trimap" / "b.png").symlink_to(outside / "validation" / "trimap" / "secret.png")
+    with pytest.raises(DataError, match=rf"{root / 'validation' / 'trimap' / 'b.png'}: a symbolic link in the tree "
+                                        rf"of source 't'; links are not followed"):
+        stage.materialise({"t": root}, tmp_path / "out", strict=True, known_sources={"t": src})
+    assert not (tmp_path / "out").exists()
 
 
 # --- materialise: embedded and real --------------------------------------------------------------
@@ -244,7 +331,7 @@ def test_run_download_embedded_links_validates_and_replaces_atomically(tmp_path)
     out.mkdir(parents=True)
     (out / "stale.txt").write_text("from an older run")
 
-    report = stage.run_download("embedded", out, data_root=world, metrics_out=tmp_path / "metrics" / "download.json")
+    report = _stage(tmp_path, "embedded", out, data_root=world, metrics_out=tmp_path / "metrics" / "download.json")
     assert report["counts"] == {"am2k/train": 4, "am2k/validation": 2, "bg_candidates": 4, "coco": 2}
     assert report["converted"] == 1 and "s3.png" in report["warnings"][0]
     assert not (out / "stale.txt").exists()
@@ -262,25 +349,25 @@ def test_run_download_embedded_links_validates_and_replaces_atomically(tmp_path)
 
     (world / "am2k" / "train" / "mask" / "s0.png").unlink()  # a broken world must not replace a good folder
     with pytest.raises(DataError, match=r"s0\.jpg: no mask"):
-        stage.run_download("embedded", out, data_root=world)
+        _stage(tmp_path, "embedded", out, data_root=world)
     assert json.loads((out / stage.SUMMARY).read_text())["counts"] == report["counts"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["datasets"]
-    report = stage.run_download("embedded", out, data_root=world, strict=False, link=False)
+    report = _stage(tmp_path, "embedded", out, data_root=world, strict=False, link=False)
     assert report["counts"]["am2k/train"] == 3 and report["dropped"] == 1
 
 
 def test_run_download_embedded_without_a_world_says_how_to_build_it(tmp_path):
     with pytest.raises(DataError, match="gfm world build"):
-        stage.run_download("embedded", tmp_path / "out", data_root=tmp_path / "nothing")
+        _stage(tmp_path, "embedded", tmp_path / "out", data_root=tmp_path / "nothing")
     with pytest.raises(ValueError, match="'embedded' or 'real'"):
-        stage.run_download("internet", tmp_path / "out", data_root=tmp_path)
+        _stage(tmp_path, "internet", tmp_path / "out", data_root=tmp_path)
 
 
 def test_a_killed_run_leaves_staging_that_the_next_run_removes(tmp_path):
     world = _fake_world(tmp_path / "data")
     art = tmp_path / "artifacts"
     out, metrics = art / "datasets", tmp_path / "metrics" / "download.json"
-    stage.run_download("embedded", out, data_root=world, metrics_out=metrics)
+    _stage(tmp_path, "embedded", out, data_root=world, metrics_out=metrics)
     killed = ("import os, sys\nfrom gfm.core.io import atomic_dir, atomic_path\n"
               "with atomic_dir(sys.argv[1]) as tmp, atomic_path(sys.argv[2]) as part:\n"
               "    (tmp / 'half.jpg').write_bytes(b'x'); part.write_text('{')\n    os._exit(9)\n")
@@ -291,10 +378,10 @@ def test_a_killed_run_leaves_staging_that_the_next_run_removes(tmp_path):
     leftovers.append(write_file(art / ".datasets.old-123-456" / "x.jpg", b"x").parent)  # replace_dir's, moved aside
     unrelated = [write_file(art / ".datasets.keep" / "x", b"x").parent, write_file(art / ".other.ab12cd34.tmp", b""),
                  write_file(art / ".datasets.toolong12.tmp", b""), write_file(tmp_path / ".datasets.ab12cd34.tmp", b"")]
-    stage.run_download("embedded", out, data_root=world, metrics_out=metrics)
+    _stage(tmp_path, "embedded", out, data_root=world, metrics_out=metrics)
     assert not any(p.exists() for p in leftovers) and all(p.exists() for p in unrelated)
     assert sorted(p.name for p in art.iterdir()) == sorted(["datasets", *(p.name for p in unrelated[:3])])
-    assert stage.clean_stale_staging(tmp_path / "missing" / "target") == []
+    assert clean_stale_staging(tmp_path / "missing" / "target") == []  # gfm.core.io's, the one stage 1 uses
 
 
 def test_stale_partial_downloads_are_discarded_unless_resumable(server, tmp_path):
@@ -345,7 +432,7 @@ def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch
     lock = tmp_path / "data.lock.json"
     out = tmp_path / "artifacts" / "datasets"
 
-    report = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock,
+    report = _stage(tmp_path, "real", out, downloads=tmp_path / "downloads", lock_file=lock,
                                 sources="am2k,bg20k,coco", retries=3, **FAST)
     assert len(route.hits) == 2  # the dropped transfer was retried
     assert report["counts"] == {"am2k/train": 3, "am2k/validation": 2, "bg20k/train": 3, "bg20k/testval": 1, "coco": 2}
@@ -363,10 +450,10 @@ def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch
     assert not (out / layout.BG_CANDIDATES).exists()
 
     hits = len(route.hits)
-    again = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock,
+    again = _stage(tmp_path, "real", out, downloads=tmp_path / "downloads", lock_file=lock,
                                sources=["am2k", "bg20k", "coco"], **FAST)
     assert len(route.hits) == hits and again["counts"] == report["counts"]  # verified cache, nothing fetched
-    again = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=lock, sources="coco",
+    again = _stage(tmp_path, "real", out, downloads=tmp_path / "downloads", lock_file=lock, sources="coco",
                                refresh=True, **FAST)
     assert again["counts"] == {"coco": 2} and len(server.routes["/train2014.zip"].hits) == 2
 
@@ -389,7 +476,7 @@ def test_p3m10k_from_a_local_server_lands_as_the_portrait_set(server, tmp_path, 
     _serve_p3m(server, monkeypatch, members, fail_times=1)
     out, metrics = tmp_path / "datasets", tmp_path / "metrics" / "download.json"
 
-    report = stage.run_download("real", out, downloads=tmp_path / "downloads", lock_file=tmp_path / "lock.json",
+    report = _stage(tmp_path, "real", out, downloads=tmp_path / "downloads", lock_file=tmp_path / "lock.json",
                                 sources=["p3m10k"], metrics_out=metrics, **FAST)
     assert report["counts"] == {"pm10k/train": 3, "pm10k/validation": 2, "pm10k/validation_np": 2}
     assert report["benchmarks"] == {"p3m500p": 2, "p3m500np": 2}
@@ -408,7 +495,7 @@ def test_p3m10k_from_a_local_server_lands_as_the_portrait_set(server, tmp_path, 
     rows = {(r.set, r.split): r for r in plots.summarise(out).itertuples()}
     assert (rows["pm10k", "validation_np"].images, rows["pm10k", "validation_np"].trimaps) == (2, 2)
     assert rows["pm10k", "train"].trimaps == 0
-    fig = plots.plot_samples(out, "validation_np", n=2, set_name=registry.PORTRAIT_SET)
+    fig = plots.plot_samples(out, "validation_np", n=2, set_name=registry.PORTRAIT_SET, **SAMPLES)
     assert fig.axes[2].get_title() == "trimap" and "pm10k/validation_np" in fig.texts[0].get_text()
 
 
@@ -418,13 +505,13 @@ def test_p3m10k_in_another_layout_or_with_a_bad_pair_is_refused(server, tmp_path
     _serve_p3m(server, monkeypatch, flat, path="/flat.zip")
     kw = {"downloads": tmp_path / "dl", "lock_file": tmp_path / "lock.json", "sources": "p3m10k", **FAST}
     with pytest.raises(DataError, match=r"no 'validation/P3M-500-NP' found within 3 folder level\(s\); is this P3M"):
-        stage.run_download("real", tmp_path / "out", **kw)
+        _stage(tmp_path, "real", tmp_path / "out", **kw)
 
     members = p3m10k_members(rng)
     members["P3M-10k/validation/P3M-500-NP/mask/n_2a.png"] = png(np.zeros((10, 10), np.uint8))
     _serve_p3m(server, monkeypatch, members, path="/bad.zip")
     with pytest.raises(DataError, match=r"(?s)validation_np: 1 problem.*n_2a\.png: mask is 10x10, its image n_2a"):
-        stage.run_download("real", tmp_path / "out", refresh=True, **kw)
+        _stage(tmp_path, "real", tmp_path / "out", refresh=True, **kw)
     assert not (tmp_path / "out").exists()
 
 
@@ -439,7 +526,7 @@ def test_a_refused_download_says_where_to_place_it_and_a_placed_file_is_used(ser
     assert "P3M-10k_Dataset_Release_Agreement.pdf" in hint and f"place it at {downloads / 'P3M-10k.zip'}" in hint
     blob = zip_bytes(p3m10k_members(rng))
     write_file(downloads / "P3M-10k.zip", blob)  # downloaded by hand (a mirror, a browser)
-    report = stage.run_download("real", tmp_path / "out", downloads=downloads, lock_file=lock, sources="p3m10k",
+    report = _stage(tmp_path, "real", tmp_path / "out", downloads=downloads, lock_file=lock, sources="p3m10k",
                                 **FAST)
     assert report["counts"]["pm10k/train"] == 3 and len(refused.hits) == 1  # checked and used, not fetched
     assert _lock(lock)["p3m10k/P3M-10k.zip"]["sha256"] == sha(blob)
@@ -485,7 +572,7 @@ def test_registry_lists_the_paper_datasets_and_the_seven_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="unsupported URL"):
         Source("x", "x", urls=("ftp://host/x",), filename="x", archive="zip", layout=())
     with pytest.raises(ValueError, match="unknown source 'imagenet'"):
-        stage.download("am2k,imagenet", "unused")
+        stage.download("am2k,imagenet", "unused", lock_file=tmp_path / "lock.json")
     lock = tmp_path / "lock.json"
     registry.record_lock(lock, "coco", "train2014.zip", sha256="ab" * 32, size=1, url="u")
     table = registry.registry_table(lock).set_index("name")
@@ -496,6 +583,11 @@ def test_registry_lists_the_paper_datasets_and_the_seven_checkpoints(tmp_path):
                                                           "BG-20k_Dataset_Release_Agreement.pdf",
                                                           "P3M-10k_Dataset_Release_Agreement.pdf", "#termsofuse"]
     assert table.loc["p3m10k", "page"] == "https://github.com/JizhiziLi/P3M#readme" and table["page"].all()
+    assert REGISTRY["coco"].urls == ("https://images.cocodataset.org/zips/train2014.zip",)
+    assert all(url.startswith(("https://", registry.GDRIVE, registry.GDRIVE_FOLDER))
+               for s in REGISTRY.values() for url in s.urls)  # no plain HTTP
+    assert all(s.sha256 is None for s in REGISTRY.values())  # no release publishes one: none is invented
+    assert set(table["official_sha256"]) == {"none published"}
     lock.write_text("{not json")
     with pytest.raises(DataError, match=rf"{lock}: not valid JSON"):
         registry.read_lock(lock)
@@ -506,15 +598,15 @@ def test_registry_lists_the_paper_datasets_and_the_seven_checkpoints(tmp_path):
 def test_summary_table_and_figures(tmp_path):
     world = _fake_world(tmp_path / "data")
     out = tmp_path / "datasets"
-    stage.run_download("embedded", out, data_root=world)
+    _stage(tmp_path, "embedded", out, data_root=world)
     table = plots.summarise(out)
     rows = {(r.set, r.split): r for r in table.itertuples()}
     assert (rows["am2k", "train"].images, rows["am2k", "train"].masks, rows["am2k", "train"].trimaps) == (4, 4, 0)
     assert rows["am2k", "validation"].trimaps == 2 and rows["am2k", "validation"].min_short_side == 24
     assert rows["bg_candidates", ""].images == 4 and rows["coco", ""].median_width == 30
-    fig = plots.plot_samples(out, "train", n=2)
+    fig = plots.plot_samples(out, "train", n=2, **SAMPLES)
     assert len(fig.axes) == 6 and fig.axes[2].get_title().startswith("trimap (generated")
-    fig = plots.plot_samples(out, "validation", n=5)
+    fig = plots.plot_samples(out, "validation", n=5, **SAMPLES)
     assert len(fig.axes) == 6 and fig.axes[2].get_title() == "trimap"
     fig = plots.plot_resolutions(out)
     assert len(fig.axes) == 4 and "1 unreadable" in fig.axes[2].get_xlabel()

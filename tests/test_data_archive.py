@@ -1,12 +1,14 @@
 """gfm.data.archive: malicious archives refused before anything is written (directly, and before a
-download lands or is locked), truncated and corrupt archives named, destinations not created here
-left alone, torch zip checkpoints kept whole."""
+download lands or is locked) — links of any kind, colliding names, bombs —, truncated, corrupt and
+unreadable archives named, destinations not created here left alone, torch zip checkpoints kept whole."""
 
 from __future__ import annotations
 
 import io
 import stat
+import struct
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -28,20 +30,35 @@ def server():
         yield srv
 
 
-def _zip_symlink(name: str, target: str) -> bytes:
+def _zip_symlink(name: str, target: str | bytes) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("ok.txt", b"fine")
         info = zipfile.ZipInfo(name)
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
         zf.writestr(info, target)
     return buf.getvalue()
 
 
-def _tar_link(name: str, target: str, kind=tarfile.SYMTYPE, extra=()) -> bytes:
+def _link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, target
-    return tar_bytes([("ok.txt", b"fine"), info, *extra])
+    return info
+
+
+def _tar_link(name: str, target: str, kind=tarfile.SYMTYPE, extra=()) -> bytes:
+    return tar_bytes([("ok.txt", b"fine"), _link(name, target, kind), *extra])
+
+
+def _zip_members(*names: str) -> bytes:
+    """A zip of the members ``names`` in this order (duplicates kept, as a crafted archive has them)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as zf:
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name" warning: on purpose here
+        for name in names:
+            zf.writestr(name, b"x")
+    return buf.getvalue()
 
 
 def _device() -> bytes:
@@ -54,18 +71,39 @@ def _zip_bomb() -> bytes:
     return zip_bytes({"zeros.bin": bytes(2_000_000)})
 
 
+#: case -> (archive bytes, what the error says after "<archive>: "). Every link is refused, whatever
+#: its target (the messages once matched only words of the archive's own name, e.g. "absolute").
+_LINKS_REFUSED = "; archives holding links are refused"
 MALICIOUS = {
-    "zip-absolute": (zip_bytes({"/tmp/gfm-evil.txt": b"x"}), "absolute"),
-    "zip-traversal": (zip_bytes({"a/../../gfm-evil.txt": b"x"}), r"'\.\.'"),
-    "zip-symlink-escape": (_zip_symlink("link", "../../outside"), "outside"),
-    "zip-bomb": (_zip_bomb(), "max_unpacked_bytes"),
-    "tar-absolute": (tar_bytes([("/tmp/gfm-evil.txt", b"x")]), "absolute"),
-    "tar-traversal": (tar_bytes([("../gfm-evil.txt", b"x")]), r"'\.\.'"),
-    "tar-symlink-escape": (_tar_link("link", "../../etc"), "outside"),
-    "tar-symlink-absolute": (_tar_link("link", "/etc/passwd"), "absolute"),
-    "tar-write-through-symlink": (_tar_link("inner", ".", extra=[("inner/x.txt", b"x")]), "through"),
-    "tar-hardlink-escape": (_tar_link("hard", "../../etc/passwd", kind=tarfile.LNKTYPE), "outside"),
-    "tar-device": (_device(), "device"),
+    "zip-absolute": (zip_bytes({"/tmp/gfm-evil.txt": b"x"}), r"member '/tmp/gfm-evil\.txt' has an absolute path"),
+    "zip-traversal": (zip_bytes({"a/../../gfm-evil.txt": b"x"}), r"member 'a/\.\./\.\./gfm-evil\.txt' contains '\.\.'"),
+    "zip-symlink-escape": (_zip_symlink("link", "../../outside"), rf"member 'link' is a symbolic link{_LINKS_REFUSED}"),
+    "zip-symlink-inside": (_zip_symlink("link", "ok.txt"), rf"member 'link' is a symbolic link{_LINKS_REFUSED}"),
+    "zip-bomb": (_zip_bomb(), r"declared unpacked size exceeds max_unpacked_bytes=1000000 \(at member 'zeros\.bin'\)"),
+    "zip-duplicate": (_zip_members("a.txt", "a.txt"), r"member 'a\.txt' lands on the path of member 'a\.txt'"),
+    "zip-case-duplicate": (_zip_members("Data/A.jpg", "data/a.jpg"),
+                           r"member 'data/a\.jpg' lands on the path of member 'Data/A\.jpg' \(paths compared "
+                           r"ignoring case"),
+    "zip-file-then-folder": (_zip_members("a", "a/b.txt"),
+                             r"member 'a/b\.txt' lies inside member 'a', which is a file"),
+    "zip-folder-then-file": (_zip_members("a/b.txt", "a"), r"member 'a' lands on the path of member 'a/b\.txt'"),
+    "tar-absolute": (tar_bytes([("/tmp/gfm-evil.txt", b"x")]), r"member '/tmp/gfm-evil\.txt' has an absolute path"),
+    "tar-traversal": (tar_bytes([("../gfm-evil.txt", b"x")]), r"member '\.\./gfm-evil\.txt' contains '\.\.'"),
+    "tar-symlink-escape": (_tar_link("link", "../../etc"), r"member 'link' is a symbolic link to '\.\./\.\./etc'"
+                                                           rf"{_LINKS_REFUSED}"),
+    "tar-symlink-absolute": (_tar_link("link", "/etc/passwd"), r"member 'link' is a symbolic link to '/etc/passwd'"),
+    "tar-write-through-symlink": (_tar_link("inner", ".", extra=[("inner/x.txt", b"x")]),
+                                  rf"member 'inner' is a symbolic link to '\.'{_LINKS_REFUSED}"),
+    # a -> . and b -> a/..: b's target normalised alone is ".", yet out/b resolves to the parent of out
+    "tar-symlink-dotdot-chain": (tar_bytes([_link("a", "."), _link("b", "a/..")]),
+                                 rf"member 'a' is a symbolic link to '\.'{_LINKS_REFUSED}"),
+    "tar-hardlink-escape": (_tar_link("hard", "../../etc/passwd", kind=tarfile.LNKTYPE),
+                            rf"member 'hard' is a hard link to '\.\./\.\./etc/passwd'{_LINKS_REFUSED}"),
+    "tar-hardlink-to-later": (tar_bytes([_link("early", "late.txt", tarfile.LNKTYPE), ("late.txt", b"x")]),
+                              rf"member 'early' is a hard link to 'late\.txt'{_LINKS_REFUSED}"),
+    "tar-device": (_device(), r"member 'dev/null' is a device file or FIFO"),
+    "tar-duplicate": (tar_bytes([("d/a.txt", b"1"), ("d/a.txt", b"2")]),
+                      r"member 'd/a\.txt' lands on the path of member 'd/a\.txt'"),
 }
 
 
@@ -77,7 +115,7 @@ def test_malicious_archives_are_refused_before_they_land_or_are_locked(server, t
     src = Source(case, case, urls=(server.url(f"/{case}.{suffix}"),), filename=f"{case}.{suffix}", archive=suffix,
                  layout=(("*", f"files/{case}"),))
     downloads = tmp_path / "deep" / "downloads"
-    with pytest.raises(UnsafeArchiveError, match=message):
+    with pytest.raises(UnsafeArchiveError, match=rf"{src.urls[0]}: {message}"):
         download([src], downloads, lock_file=tmp_path / "lock.json", max_unpacked_bytes=1_000_000, **FAST)
     assert list(downloads.iterdir()) == []  # not landed, not unpacked, no temp folder
     assert not (tmp_path / "lock.json").exists()  # and not recorded as correct
@@ -89,28 +127,86 @@ def test_malicious_archives_are_refused_by_extract_archive_before_writing(tmp_pa
     blob, message = MALICIOUS[case]
     path = write_file(tmp_path / "in" / f"{case}.{'zip' if case.startswith('zip') else 'tar.gz'}", blob)
     out = tmp_path / "deep" / "out"
-    with pytest.raises(UnsafeArchiveError, match=message):
+    with pytest.raises(UnsafeArchiveError, match=rf"^{path}: {message}"):
         archive.extract_archive(path, out, max_unpacked_bytes=1_000_000)
     assert list((tmp_path / "deep").iterdir()) == []
     assert not (tmp_path / "gfm-evil.txt").exists() and not (tmp_path / "deep" / "gfm-evil.txt").exists()
 
 
-def test_safe_archives_extract_with_inner_links_and_auto_detection(tmp_path):
-    link = tarfile.TarInfo("set/alias.txt")
-    link.type, link.linkname = tarfile.SYMTYPE, "real.txt"
-    hard = tarfile.TarInfo("set/copy.txt")
-    hard.type, hard.linkname = tarfile.LNKTYPE, "set/real.txt"
-    path = write_file(tmp_path / "ok.tar.gz", tar_bytes([("set/real.txt", b"content"), link, hard]))
+def test_safe_archives_extract_with_auto_detection_and_inner_links_are_refused(tmp_path):
+    """Links inside the archive, even harmless ones, are refused now (no dataset of the paper has any);
+    the same archive without them extracts, its root entry ``./`` (``tar -C dir .``) included."""
+    for link, what in ((_link("set/alias.txt", "real.txt"), "a symbolic link to 'real.txt'"),
+                       (_link("set/copy.txt", "set/real.txt", tarfile.LNKTYPE), "a hard link to 'set/real.txt'")):
+        path = write_file(tmp_path / "links.tar.gz", tar_bytes([("set/real.txt", b"content"), link]))
+        with pytest.raises(UnsafeArchiveError, match=rf"^{path}: member '{link.name}' is {what}{_LINKS_REFUSED}"):
+            archive.extract_archive(path, tmp_path / "out", max_unpacked_bytes=1000)
+        assert not (tmp_path / "out").exists()
+    root, folder = tarfile.TarInfo("./"), tarfile.TarInfo("./set")
+    root.type = folder.type = tarfile.DIRTYPE
+    path = write_file(tmp_path / "ok.tar.gz", tar_bytes([root, folder, ("./set/real.txt", b"content")]))
     out = archive.extract_archive(path, tmp_path / "out", max_unpacked_bytes=1000)
-    assert (out / "set" / "alias.txt").read_bytes() == b"content"
-    assert (out / "set" / "alias.txt").is_symlink()
-    assert (out / "set" / "copy.txt").read_bytes() == b"content"
+    assert (out / "set" / "real.txt").read_bytes() == b"content"
     assert (out / archive.STAMP).is_file()
     path2 = write_file(tmp_path / "ok.zip", zip_bytes({"a/b.txt": b"zip content"}))
     out = archive.extract_archive(path2, tmp_path / "out", max_unpacked_bytes=1000)  # replaces its own folder
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [archive.STAMP, "a", "a/b.txt"]
-    with pytest.raises(UnsafeArchiveError, match="not a zip or tar"):
-        archive.extract_archive(write_file(tmp_path / "plain.pth", b"\x80\x02weights"), tmp_path / "x")
+    plain = write_file(tmp_path / "plain.pth", b"\x80\x02weights")
+    for check in (lambda: archive.extract_archive(plain, tmp_path / "x"), lambda: archive.verify_archive(plain)):
+        with pytest.raises(ContentError, match=rf"^{plain}: not a zip or tar archive$"):  # the same error both ways
+            check()
+    assert not (tmp_path / "x").exists()
+
+
+def test_zip_links_are_refused_before_any_member_is_read(tmp_path, monkeypatch):
+    """A zip "symlink" whose body declares megabytes is never decompressed to learn its target."""
+    path = write_file(tmp_path / "big-link.zip", _zip_symlink("link", bytes(8_000_000)))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a member was read")
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", no_reading)
+    monkeypatch.setattr(zipfile.ZipFile, "open", no_reading)
+    for check in (archive.verify_archive, lambda p: archive.extract_archive(p, tmp_path / "out")):
+        with pytest.raises(UnsafeArchiveError, match=rf"^{path}: member 'link' is a symbolic link{_LINKS_REFUSED}"):
+            check(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def _zip_patched(*, flag: int = 0, method: int | None = None) -> bytes:
+    """A stored zip of ``data.bin`` whose headers claim general-purpose ``flag`` bits or a compression ``method``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("data.bin", b"A" * 100)
+    blob = bytearray(buf.getvalue())
+    local, central = blob.index(b"PK\x03\x04"), blob.index(b"PK\x01\x02")
+    blob[local + 6] |= flag
+    blob[central + 8] |= flag
+    if method is not None:
+        struct.pack_into("<H", blob, local + 8, method)
+        struct.pack_into("<H", blob, central + 10, method)
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("blob, problem", [
+    (_zip_patched(flag=0x1), r"is encrypted \(a password is needed\)"),
+    (_zip_patched(method=9), r"is compressed with method 9 \(Deflate64\), which Python's zipfile cannot read"),
+])
+def test_unreadable_zip_members_are_a_content_error_naming_archive_and_member(tmp_path, blob, problem):
+    path = write_file(tmp_path / "odd.zip", blob)
+    for check in (archive.verify_archive, lambda p: archive.extract_archive(p, tmp_path / "out")):
+        with pytest.raises(ContentError, match=rf"^{path}: member 'data\.bin' {problem}"):
+            check(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_member_the_file_system_refuses_is_named(tmp_path):
+    name = "a" * 300 + ".txt"  # longer than a file name may be (255 bytes)
+    path = write_file(tmp_path / "long.zip", zip_bytes({"ok.txt": b"ok", name: b"x"}))
+    assert archive.verify_archive(path) == "zip"  # nothing wrong with the archive itself
+    with pytest.raises(DataError, match=rf"^{path}: member '{name}' could not be written to .*File name too long"):
+        archive.extract_archive(path, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_extract_archive_refuses_a_folder_it_did_not_create(tmp_path):

@@ -5,6 +5,7 @@ content checks that keep HTML pages and truncated archives from ever landing —
 from __future__ import annotations
 
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,37 @@ def test_a_body_cut_short_without_content_length_is_caught_by_the_archive_check(
     assert _names(tmp_path) == []
 
 
+def test_a_body_broken_off_without_a_length_is_retried_and_never_lands(server, tmp_path):
+    """Chunked: no Content-Length, so a transfer that breaks off is the only sign of a cut body; a
+    file that is neither an archive nor pinned by a sha256 would otherwise land truncated."""
+    body = np.random.default_rng(7).bytes(40_000)
+    route = server.add("/notes.bin", body, chunked=True, cut_at=25_000)  # every answer breaks off
+    url, dest = server.url("/notes.bin"), tmp_path / "notes.bin"
+    with pytest.raises(DownloadError) as error:
+        fetch.fetch_url(url, dest, expect="data", retries=1, **FAST)
+    message = str(error.value)
+    assert message.startswith(f"{url}: failed after 2 attempt(s)") and "its length is unknown" in message
+    assert not dest.exists() and len(route.hits) == 2
+
+    route = server.add("/once.bin", body, chunked=True, drop_after=25_000)  # breaks off once, then resumed
+    fetch.fetch_url(server.url("/once.bin"), tmp_path / "once.bin", expect="data", retries=1, **FAST)
+    assert (tmp_path / "once.bin").read_bytes() == body and route.hits[0] is None
+    assert route.hits[1].startswith("bytes=") and route.if_ranges[1] == route.validators()["ETag"]
+
+
+def test_check_magic_reads_only_the_head_of_an_html_page(tmp_path):
+    page = tmp_path / "page.zip"
+    page.write_bytes(b"<!DOCTYPE html><html><title>Oops</title>" + b" " * 30_000_000 + b"</html>")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ContentError, match=r"an HTML page where a zip archive was expected.*'Oops'"):
+            content.check_magic(page, "zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # the first 64 KiB, not the 30 MB
+
+
 @pytest.mark.parametrize("page, advice", [
     (QUOTA_PAGE, r"download quota for this file is exceeded.*24 hours.*'Make a copy'"),
     (VIRUS_PAGE, r"virus-scan page for a large file.*gdrive:<file id>"),
@@ -284,6 +316,56 @@ def test_gdrive_html_file_and_deadline(monkeypatch, tmp_path):
     with pytest.raises(DownloadError, match="Google Drive refused"):
         fetch.fetch_gdrive("someid", tmp_path / "x.pth", progress=False)
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_a_drive_folder_has_one_deadline_for_all_its_files(monkeypatch, tmp_path):
+    import gdown
+    from gdown.download import GoogleDriveFileToDownload
+
+    names = [f"f{i}.bin" for i in range(10)]
+
+    def listing(id=None, output=None, skip_download=False, **kw):
+        return [GoogleDriveFileToDownload(id=name, path=name, local_path=str(Path(output, name))) for name in names]
+
+    def slow(id=None, output=None, cancel=None, **kw):  # 0.15 s per file, well within a per-file deadline
+        if cancel.wait(0.15):
+            raise gdown.exceptions.DownloadCancelled("Download cancelled")
+        Path(output).write_bytes(id.encode())
+        return output
+
+    monkeypatch.setattr(gdown, "download_folder", listing)
+    monkeypatch.setattr(gdown, "download", slow)
+    dest = tmp_path / "folder"
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as error:
+        fetch.fetch_gdrive_folder("fid", dest, deadline=0.5, progress=False)
+    assert time.monotonic() - start < 1.2  # not 10 x 0.5 s
+    message = str(error.value)
+    assert message.startswith("gdrive-folder:fid: not complete after the deadline of 0.5 s")
+    assert "raise data.deadline in params.yaml" in message and f"nothing was written to {dest}" in message
+    landed = sorted(p.name for p in (tmp_path / "folder.part").iterdir())
+    assert 1 <= len(landed) < len(names) and f"{len(landed)} of its 10 files landed" in message
+    assert not dest.exists()
+
+    files = fetch.fetch_gdrive_folder("fid", dest, progress=False)  # the next run fetches only the rest
+    assert [p.name for p in files] == names and not (tmp_path / "folder.part").exists()
+
+
+def test_reopen_folder_merges_a_landed_folder_into_its_staging(tmp_path):
+    dest, part = tmp_path / "folder", tmp_path / "folder.part"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "a.bin").write_bytes(b"landed a")
+    (dest / "sub" / "b.bin").write_bytes(b"landed b")
+    part.mkdir()
+    (part / "a.bin").write_bytes(b"older a")
+    (part / "c.bin").write_bytes(b"interrupted c")
+    assert fetch.reopen_folder(dest) == part and not dest.exists()
+    assert {p.relative_to(part).as_posix(): p.read_bytes() for p in part.rglob("*") if p.is_file()} == {
+        "a.bin": b"landed a", "sub/b.bin": b"landed b", "c.bin": b"interrupted c"}
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "d.bin").write_bytes(b"d")
+    assert fetch.reopen_folder(tmp_path / "other") == tmp_path / "other.part"  # no staging yet: a rename
+    assert (tmp_path / "other.part" / "d.bin").read_bytes() == b"d" and not (tmp_path / "other").exists()
 
 
 def test_gdrive_file_lands_only_after_its_checks(monkeypatch, tmp_path):

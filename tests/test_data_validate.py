@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -116,3 +118,35 @@ def test_strict_validation_changes_nothing_before_it_raises(tmp_path):
     assert report["converted"] == 0 and tree(split) == before
     assert report["warnings"] == [(f"{split / 'mask' / 's1.png'}: mask is not single-channel 8-bit "
                                    f"(RGBA: alpha channel used)")]
+
+
+def test_a_conversion_killed_before_the_original_was_deleted_is_completed_by_the_next_run(tmp_path, monkeypatch):
+    """A conversion writes the PNG, then deletes the original: a kill between the two leaves both files."""
+    split = split_tree(tmp_path / "train", n=2)
+    alpha = read_alpha(split / "mask" / "s1.png")
+    (split / "mask" / "s1.png").unlink()
+    _, buf = cv2.imencode(".tif", alpha.astype(np.uint16) * 257)
+    tif = write_file(split / "mask" / "s1.tif", buf.tobytes())
+
+    unlink = Path.unlink
+
+    def killed(path, *args, **kwargs):
+        if path == tif:
+            raise KeyboardInterrupt  # the run dies here
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        validate_pairs(split)
+    monkeypatch.undo()
+    assert tif.exists() and (split / "mask" / "s1.png").exists()  # two files, one stem
+
+    report = validate_pairs(split, strict=True)
+    assert report["pairs"] == 2 and report["dropped"] == 0 and not tif.exists()
+    assert report["warnings"] == [f"{tif}: deleted, s1.png is its conversion (left by an interrupted run)"]
+    np.testing.assert_array_equal(read_alpha(split / "mask" / "s1.png"), alpha)
+
+    _, other = cv2.imencode(".tif", np.zeros_like(alpha, np.uint16))  # a twin with another matte: still a problem
+    write_file(split / "mask" / "s0.tif", other.tobytes())
+    with pytest.raises(DataError, match=r"s0\.tif: same name as s0\.png"):
+        validate_pairs(split, strict=True)

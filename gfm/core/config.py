@@ -407,6 +407,12 @@ class DataConfig:
     strict: bool = _knob(_Bool(), doc="orphans / unreadable / size-mismatched pairs are errors (else dropped)")
     n_samples: int = _knob(_POSITIVE, 4, doc="sample images shown per split")
     metrics_out: str = _knob(_PATH, "metrics/download.json")
+    deadline: float | None = _knob(_Optional(_Float(0.0, min_open=True)), None,
+                                   doc="seconds allowed for the download of one source, mirrors, files and "
+                                       "retries included (default: gfm.data.fetch.DEADLINE, 6 hours)")
+    retries: int | None = _knob(_Optional(_Int(min=0)), None,
+                                doc="retries of a failed download after its first attempt "
+                                    "(default: gfm.data.fetch.RETRIES)")
 
     def _validate(self) -> Iterator[tuple[str, str]]:
         if self.source == "real" and not self.real_sources:

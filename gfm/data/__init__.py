@@ -1,5 +1,5 @@
-"""Stage 1 (Sect. 5.1 AM-2k / PM-10k, Sect. 4.2 BG-20k, MS COCO, the released checkpoints), in the
-order the stage runs:
+"""Stage 1 (Sect. 5.1 AM-2k / PM-10k, Sect. 4.1 BG-20k, MS COCO for the COMP-COCO track of Sect. 5.1,
+the released checkpoints), in the order the stage runs:
 
 registry      what can be downloaded (:data:`~gfm.data.registry.REGISTRY`), the lock file of sha256s
 fetch         HTTP and Google Drive downloads: resumed, retried, bounded in time, checked before they land

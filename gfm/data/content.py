@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from gfm.core.io import IMAGE_SUFFIXES
 from gfm.data.errors import ContentError
@@ -29,6 +28,7 @@ _NAMES = {"zip": "a zip archive", "tar": "a tar archive", "gzip": "a gzip-compre
 _TORCH_LEGACY = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _HEAD = 1024
+_PAGE = 64 * 1024  # what is read of an HTML page to say what it is
 
 
 def expected(filename: str, archive: str, *, checkpoint: bool = False) -> str:
@@ -78,7 +78,8 @@ def check_magic(path: str | os.PathLike, expect: str) -> str:
     if found in _ACCEPTS[expect]:
         return found
     if found == "html":
-        text = Path(path).read_bytes()[:65536].decode("utf-8", "replace")
+        with open(path, "rb") as handle:
+            text = handle.read(_PAGE).decode("utf-8", "replace")
         raise ContentError(f"{path}: an HTML page where {_NAMES[expect]} was expected: {html_problem(text)}")
     if found == "empty":
         raise ContentError(f"{path}: empty file where {_NAMES[expect]} was expected")

@@ -6,13 +6,17 @@ type by magic number (no HTML page where an archive or a checkpoint is expected)
 archive, a full integrity read. An interrupted HTTP transfer is kept in ``<dest>.part`` and resumed
 only when the server confirms it is the same object (``If-Range`` with the ``ETag`` or
 ``Last-Modified`` recorded in the sidecar ``<dest>.part.json`` when the part was started);
-otherwise it restarts from zero. Each download has an overall ``deadline`` (seconds).
+otherwise it restarts from zero. One overall ``deadline`` (seconds, counted from ``started``, a
+:func:`time.monotonic` time, default now) bounds a download, its retries included, and a Google
+Drive folder as a whole; :mod:`gfm.data.materialise` gives all the mirrors and files of a source
+one deadline by passing them the same ``started``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,29 +28,37 @@ from gfm.data.content import check_magic, html_problem, sniff
 from gfm.data.errors import ChecksumError, ContentError, DownloadError, UnsafeArchiveError
 from gfm.data.registry import GDRIVE, GDRIVE_FOLDER
 
-#: Default overall deadline of one download, in seconds (a slow or dripping server is cut off then;
-#: the bytes received are kept and resumed by the next run).
+#: Default overall deadline of one download (of one source, in :mod:`gfm.data.materialise`), in
+#: seconds: a slow or dripping server is cut off then; the bytes received are kept and resumed by the
+#: next run.
 DEADLINE = 6 * 3600.0
+#: Default number of retries of a failed download after its first attempt.
+RETRIES = 5
+#: Default base delay of the exponential backoff between retries, in seconds.
+BACKOFF = 1.0
+#: Default wait for the server per request, in seconds.
+TIMEOUT = 60.0
 
 
 def fetch_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None, expect: str | None = None,
-              max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = 5, backoff: float = 1.0,
-              timeout: float = 60.0, deadline: float = DEADLINE, chunk_size: int = 1 << 16,
-              progress: bool = True, session=None) -> Path:
+              max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = RETRIES, backoff: float = BACKOFF,
+              timeout: float = TIMEOUT, deadline: float = DEADLINE, started: float | None = None,
+              chunk_size: int = 1 << 16, progress: bool = True, session=None) -> Path:
     """Download ``url`` to ``dest`` over HTTP(S): resumable, retried, bounded in time, checked, atomic.
 
-    Connection errors, bodies shorter than their ``Content-Length`` and 5xx answers are retried
-    ``retries`` times with exponential backoff (``backoff * 2**attempt`` seconds); a 4xx answer fails
-    at once. ``timeout`` bounds each wait for the server, ``deadline`` the whole download (retries
-    included). ``sha256`` and ``expect`` (one of :data:`gfm.data.content.EXPECTED`) are checked by
-    :func:`check_download` before the file lands; a failed check deletes the download.
+    Connection errors, bodies shorter than their ``Content-Length`` (or broken off when the length is
+    unknown) and 5xx answers are retried ``retries`` times with exponential backoff (``backoff *
+    2**attempt`` seconds); a 4xx answer fails at once. ``timeout`` bounds each wait for the server,
+    ``deadline`` the whole download (retries included) from ``started`` (default: now). ``sha256``
+    and ``expect`` (one of :data:`gfm.data.content.EXPECTED`) are checked by :func:`check_download`
+    before the file lands; a failed check deletes the download.
     """
     import requests
     import urllib3
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    give_up = time.monotonic() + deadline
+    give_up = _give_up(deadline, started, url)
     own = session is None
     session = session or requests.Session()
     attempt = 0
@@ -74,10 +86,10 @@ def fetch_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None, e
 
 
 def fetch_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None = None, expect: str | None = None,
-                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = 5, timeout: float = 60.0,
-                 deadline: float = DEADLINE, progress: bool = True) -> Path:
+                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = RETRIES, timeout: float = TIMEOUT,
+                 deadline: float = DEADLINE, started: float | None = None, progress: bool = True) -> Path:
     """Download the Google Drive file ``file_id`` to ``dest`` with gdown: resumed, retried (by gdown),
-    bounded by ``deadline``, checked by :func:`check_download`, atomic.
+    bounded by ``deadline`` from ``started`` (default: now), checked by :func:`check_download`, atomic.
 
     Google Drive's refusals (download quota exceeded, file not shared, a wrong id) are a
     :class:`DownloadError` saying what to do.
@@ -88,8 +100,9 @@ def fetch_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None = 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     origin, staging = f"{GDRIVE}{file_id}", dest.with_name(dest.name + ".gdown")
+    give_up = _give_up(deadline, started, origin)
     cancel = threading.Event()
-    timer = threading.Timer(deadline, cancel.set)
+    timer = threading.Timer(give_up - time.monotonic(), cancel.set)
     timer.daemon = True
     timer.start()
     try:
@@ -114,14 +127,15 @@ def fetch_gdrive(file_id: str, dest: str | os.PathLike, *, sha256: str | None = 
 
 def fetch_gdrive_folder(folder_id: str, dest: str | os.PathLike, *, sha256s: Mapping[str, str] | None = None,
                         expect: Callable[[str], str] | None = None, max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
-                        retries: int = 5, timeout: float = 60.0, deadline: float = DEADLINE,
-                        progress: bool = True) -> list[Path]:
+                        retries: int = RETRIES, timeout: float = TIMEOUT, deadline: float = DEADLINE,
+                        started: float | None = None, progress: bool = True) -> list[Path]:
     """Download the Google Drive folder ``folder_id`` into ``dest``; return its files.
 
     The folder is listed, then each file is fetched by :func:`fetch_gdrive` (``sha256s``: expected
     sha256 by relative path; ``expect``: file name -> expected content) into ``<dest>.part/``, which
     is renamed onto ``dest`` once every file landed. Files landed by an interrupted run are kept.
-    An existing ``dest`` is returned as it is (the caller verifies it).
+    ``deadline`` (from ``started``, default: now) bounds the whole folder. An existing ``dest`` is
+    returned as it is (the caller verifies it; :func:`reopen_folder` lets the missing files be fetched).
     """
     import gdown
     import requests
@@ -129,7 +143,9 @@ def fetch_gdrive_folder(folder_id: str, dest: str | os.PathLike, *, sha256s: Map
     dest = Path(dest)
     if dest.is_dir():
         return _files(dest)
-    origin, part = f"{GDRIVE_FOLDER}{folder_id}", dest.with_name(dest.name + ".part")
+    origin, part = f"{GDRIVE_FOLDER}{folder_id}", _part(dest)
+    started = time.monotonic() if started is None else started
+    give_up = _give_up(deadline, started, origin)
     try:
         listing = gdown.download_folder(id=folder_id, output=str(part), quiet=not progress, skip_download=True,
                                         timeout=timeout)
@@ -139,16 +155,44 @@ def fetch_gdrive_folder(folder_id: str, dest: str | os.PathLike, *, sha256s: Map
     if not listing:
         raise DownloadError(f"{origin}: Google Drive listed no files (permission, quota or a wrong id); "
                             f"download the folder by hand into {dest}")
-    for entry in listing:
-        rel = Path(entry.path)
+    rels = [Path(entry.path) for entry in listing]
+    for rel in rels:
         if rel.is_absolute() or ".." in rel.parts:
-            raise DownloadError(f"{origin}: listed file {entry.path!r} would land outside {dest}")
-        if not (part / rel).is_file():
+            raise DownloadError(f"{origin}: listed file {rel.as_posix()!r} would land outside {dest}")
+    for entry, rel in zip(listing, rels, strict=True):
+        if (part / rel).is_file():
+            continue
+        try:
             fetch_gdrive(entry.id, part / rel, sha256=(sha256s or {}).get(rel.as_posix()),
                          expect=expect(rel.name) if expect else None, max_unpacked_bytes=max_unpacked_bytes,
-                         retries=retries, timeout=timeout, deadline=deadline, progress=progress)
+                         retries=retries, timeout=timeout, deadline=deadline, started=started, progress=progress)
+        except DownloadError as error:
+            if isinstance(error, ChecksumError) or time.monotonic() < give_up:
+                raise
+            landed = sum((part / r).is_file() for r in rels)
+            raise DownloadError(_late(origin, deadline, None) + f"; {landed} of its {len(rels)} files landed, kept "
+                                f"in {part} for the next run; nothing was written to {dest}") from error
     os.replace(part, dest)
     return _files(dest)
+
+
+def reopen_folder(dest: str | os.PathLike) -> Path:
+    """Move the files of the folder download ``dest`` back into its staging ``<dest>.part/``, merged
+    with what an interrupted run left there (``dest``'s copy of a file wins), so that
+    :func:`fetch_gdrive_folder` fetches only the files missing from it; return the staging folder."""
+    dest = Path(dest)
+    part = _part(dest)
+    if part.is_symlink() or (part.exists() and not part.is_dir()):
+        part.unlink()  # a file of that name is the staging of a download of the same name: stale
+    if not part.exists():
+        os.replace(dest, part)
+        return part
+    for path in _files(dest):
+        target = part / path.relative_to(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    shutil.rmtree(dest)
+    return part
 
 
 def check_download(path: str | os.PathLike, *, sha256: str | None = None, expect: str | None = None,
@@ -258,8 +302,13 @@ def _transfer(session, url: str, dest: Path, *, timeout: float, give_up: float, 
                         f.flush()
                         raise DownloadError(_late(url, deadline, part.stat().st_size, total) + _kept(dest))
             except urllib3.exceptions.ProtocolError as error:
+                if total is None:  # nothing else can tell a complete body from a cut one
+                    f.flush()
+                    raise _Retry(f"the body broke off after {part.stat().st_size} bytes and its length is "
+                                 f"unknown (no Content-Length): {error}") from error
                 if "IncompleteRead" not in str(error):
                     raise
+                # the length is known: the size check below reports the missing bytes
     if total is not None and part.stat().st_size != total:
         raise _Retry(f"the body ended after {part.stat().st_size} of the {total} bytes of its Content-Length")
 
@@ -314,10 +363,19 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def _give_up(deadline: float, started: float | None, origin: str) -> float:
+    """The :func:`time.monotonic` time a download must be complete by; refuse one whose time is up."""
+    give_up = (time.monotonic() if started is None else started) + deadline
+    if time.monotonic() >= give_up:
+        raise DownloadError(_late(origin, deadline, None) + "; not started")
+    return give_up
+
+
 def _late(origin: str, deadline: float, received: int | None, total: int | None = None) -> str:
     got = "" if received is None else f" ({received} of {total if total is not None else '?'} bytes received)"
     return (f"{origin}: not complete after the deadline of {deadline:g} s{got}; the server is too slow "
-            f"(pass a larger deadline= for a slow connection)")
+            f"(for a slow connection, raise data.deadline in params.yaml, in seconds, or pass a larger "
+            f"deadline= to gfm.data.materialise.run_download)")
 
 
 def _kept(dest: Path) -> str:

@@ -1,5 +1,6 @@
-"""Stage 1 — the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.2 BG-20k, MS COCO) and the
-released GFM checkpoints, downloaded safely or materialised from the embedded world.
+"""Stage 1 — the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.1 BG-20k, MS COCO for the
+COMP-COCO track of Sect. 5.1) and the released GFM checkpoints, downloaded safely or materialised
+from the embedded world.
 
 Two sources feed the same datasets folder (the layout of :mod:`gfm.core.layout`):
 
@@ -17,8 +18,9 @@ Two sources feed the same datasets folder (the layout of :mod:`gfm.core.layout`)
 Either way every image/alpha pair of a matting set is validated (:mod:`gfm.data.validate`) and the
 datasets folder is built in a temporary sibling and renamed into place, so an interrupted run never
 leaves a half-built folder; the staging left by a killed run is removed by the next one
-(:func:`clean_stale_staging`). A cached download that is bad is reported once, with the way to
-refresh it: ``refresh=True``, or :func:`forget`.
+(:func:`gfm.core.io.clean_stale_staging`). A cached download that is bad is reported once, with the
+way to refresh it: ``refresh=True``, or :func:`forget`. Nothing in an unpacked or placed tree is
+followed through a symbolic link.
 """
 
 from __future__ import annotations
@@ -26,20 +28,20 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
-import re
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from gfm.core import layout
-from gfm.core.io import atomic_dir, sha256_file, write_json
+from gfm.core.io import atomic_dir, clean_stale_staging, sha256_file, write_json
 from gfm.data import registry
 from gfm.data.archive import MAX_UNPACKED_BYTES, archive_kind, link_or_copy, unpack
 from gfm.data.content import expected
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError, UnsafeArchiveError
-from gfm.data.fetch import (DEADLINE, check_download, discard_unresumable, fetch_gdrive, fetch_gdrive_folder, fetch_url,
-                            partials)
+from gfm.data.fetch import (BACKOFF, DEADLINE, RETRIES, TIMEOUT, check_download, discard_unresumable, fetch_gdrive,
+                            fetch_gdrive_folder, fetch_url, partials, reopen_folder)
 from gfm.data.registry import (BENCHMARKS, BG20K_SET, BG20K_SPLITS, EMBEDDED, GDRIVE, GDRIVE_FOLDER, MATTING_SPLITS,
                                PRETRAINED, REGISTRY, Source)
 from gfm.data.validate import validate_pairs
@@ -48,14 +50,16 @@ from gfm.data.validate import validate_pairs
 SUMMARY = "summary.json"
 
 
-def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "artifacts/datasets", *,
-                 data_root: str | os.PathLike = "data", downloads: str | os.PathLike = "downloads",
-                 lock_file: str | os.PathLike = "data.lock.json",
-                 sources: str | Sequence[str] = ("am2k", "bg20k", "coco"),
-                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = 5, backoff: float = 1.0,
-                 timeout: float = 60.0, deadline: float = DEADLINE, refresh: bool = False, strict: bool = True,
-                 link: bool = True, metrics_out: str | os.PathLike | None = None, progress: bool = True) -> dict:
+def run_download(*, source: str, datasets_out: str | os.PathLike, data_root: str | os.PathLike,
+                 downloads: str | os.PathLike, lock_file: str | os.PathLike, sources: str | Sequence[str],
+                 strict: bool, max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int | None = None,
+                 backoff: float = BACKOFF, timeout: float = TIMEOUT, deadline: float | None = None,
+                 refresh: bool = False, link: bool = True, metrics_out: str | os.PathLike | None = None,
+                 progress: bool = True) -> dict:
     """Stage 1: build ``datasets_out`` from the embedded world or from the paper's real sources.
+
+    The stage's knobs (params.yaml ``data``, :class:`gfm.core.config.DataConfig`) are required here;
+    the download tuning has the library defaults of :mod:`gfm.data.fetch`.
 
     Parameters
     ----------
@@ -65,14 +69,15 @@ def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "ar
     downloads : cache of downloads and unpacked archives (real sources only).
     lock_file : JSON of the sha256 of every downloaded file (recorded on first download; commit it).
     sources : registry names, as a sequence or a comma-separated string (real sources only).
-    max_unpacked_bytes : refuse archives whose members add up to more than this.
-    retries, backoff, timeout, deadline : download retries after the first attempt, base delay in
-        seconds of the exponential backoff, the wait for the server per request, and the overall
-        bound of one download in seconds.
-    refresh : forget the cached downloads of ``sources`` (files, unpacked folders, lock entries)
-        and download them again (:func:`forget`).
     strict : orphans, unreadable, ambiguous or size-mismatched pairs raise :class:`DataError` (else
         they are dropped with a warning).
+    max_unpacked_bytes : refuse archives whose members add up to more than this.
+    retries, backoff, timeout, deadline : download retries after the first attempt (None:
+        :data:`gfm.data.fetch.RETRIES`), base delay in seconds of the exponential backoff, the wait
+        for the server per request, and the overall bound in seconds of the download of one source,
+        every mirror, file and retry included (None: :data:`gfm.data.fetch.DEADLINE`).
+    refresh : forget the cached downloads of ``sources`` (files, unpacked folders, lock entries)
+        and download them again (:func:`forget`).
     link : hard-link files when possible (copy otherwise).
     metrics_out : optional JSON of the counts for ``dvc metrics``.
     progress : show progress bars for downloads.
@@ -92,9 +97,9 @@ def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "ar
             raise DataError(f"{world}: no world.json; build the embedded world first (gfm world build --out {world})")
         report = materialise({EMBEDDED.name: world}, datasets_out, strict=strict, link=link)
     elif source == "real":
-        roots = download(sources, downloads, lock_file=lock_file, retries=retries, backoff=backoff, timeout=timeout,
-                         deadline=deadline, max_unpacked_bytes=max_unpacked_bytes, refresh=refresh,
-                         progress=progress)
+        roots = download(sources, downloads, lock_file=lock_file, retries=RETRIES if retries is None else retries,
+                         backoff=backoff, timeout=timeout, deadline=DEADLINE if deadline is None else deadline,
+                         max_unpacked_bytes=max_unpacked_bytes, refresh=refresh, progress=progress)
         report = materialise(roots, datasets_out, strict=strict, link=link)
         report["downloads"] = {name: str(path) for name, path in roots.items()}
     else:
@@ -107,17 +112,19 @@ def run_download(source: str = "embedded", datasets_out: str | os.PathLike = "ar
     return report
 
 
-def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike = "downloads", *,
-             lock_file: str | os.PathLike = "data.lock.json", retries: int = 5, backoff: float = 1.0,
-             timeout: float = 60.0, deadline: float = DEADLINE, max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
+def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike, *,
+             lock_file: str | os.PathLike, retries: int = RETRIES, backoff: float = BACKOFF,
+             timeout: float = TIMEOUT, deadline: float = DEADLINE, max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
              refresh: bool = False, progress: bool = True) -> dict[str, Path]:
     """Download, verify and unpack ``sources``; return each source's unpacked root.
 
     A download already present and matching its sha256 is not fetched again (one that differs is
-    fetched again, with a warning); an archive already unpacked from the same bytes is not unpacked
-    again. A file without a known sha256 is checked whole (type, archive integrity) before its
-    sha256 is recorded in ``lock_file``. A cached file that fails its checks raises one
-    :class:`ContentError` saying how to refresh it (``refresh=True`` here, or :func:`forget`).
+    fetched again, with a warning; a Google Drive folder missing files of the lock file gets them
+    fetched again); an archive already unpacked from the same bytes is not unpacked again. A file
+    without a known sha256 is checked whole (type, archive integrity) before its sha256 is recorded
+    in ``lock_file``. A cached file that fails its checks raises one :class:`ContentError` saying
+    how to refresh it (``refresh=True`` here, or :func:`forget`). ``deadline`` bounds each source
+    as a whole: its mirrors, files and retries share it.
 
     Returns
     -------
@@ -151,8 +158,7 @@ def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike
     return roots
 
 
-def forget(source: str | Source, downloads: str | os.PathLike = "downloads",
-           lock_file: str | os.PathLike = "data.lock.json") -> list[Path]:
+def forget(source: str | Source, downloads: str | os.PathLike, lock_file: str | os.PathLike) -> list[Path]:
     """Delete what stage 1 keeps of ``source``: its download in ``downloads`` (file or folder), the
     partial downloads beside it, its unpacked folder, and its entries in ``lock_file``; the next
     :func:`download` fetches it anew and records its new sha256. Returns the paths deleted."""
@@ -170,7 +176,7 @@ def forget(source: str | Source, downloads: str | os.PathLike = "downloads",
 
 
 def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.PathLike, *,
-                strict: bool = True, link: bool = True, registry: Mapping[str, Source] | None = None) -> dict:
+                strict: bool, link: bool = True, known_sources: Mapping[str, Source] | None = None) -> dict:
     """Map unpacked sources into the datasets folder, validate every matting pair, swap it in.
 
     Parameters
@@ -180,7 +186,7 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
         existing folder is replaced only once the new one is complete).
     strict : see :func:`gfm.data.validate.validate_pairs`.
     link : hard-link files when possible (copy across file systems or when False).
-    registry : sources by name (default: :data:`REGISTRY` plus :data:`EMBEDDED`).
+    known_sources : sources by name (default: :data:`REGISTRY` plus :data:`EMBEDDED`).
 
     Returns
     -------
@@ -188,7 +194,7 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
         ``splits`` (per-split validation reports), ``warnings``, ``converted``, ``dropped``; also
         written to ``<datasets_out>/summary.json``.
     """
-    known = dict(registry) if registry is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
+    known = dict(known_sources) if known_sources is not None else {**REGISTRY, EMBEDDED.name: EMBEDDED}
     out = Path(datasets_out)
     with atomic_dir(out) as tmp:
         placed: dict[Path, Path] = {}
@@ -219,37 +225,16 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
     return report
 
 
-def clean_stale_staging(target: str | os.PathLike) -> list[Path]:
-    """Delete what a killed run left beside ``target``: the staging of :func:`gfm.core.io.atomic_dir`
-    and :func:`gfm.core.io.atomic_path` (``.<name>.<8 characters>.tmp[<suffix>]``) and, when
-    ``target`` exists, a copy :func:`gfm.core.io.replace_dir` had moved aside
-    (``.<name>.old-<pid>-<ns>``). Nothing else is touched. Stage 1 is the only writer of its
-    outputs (``dvc repro`` locks the repository), so such names are left by a run that died.
-    Returns the paths deleted."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return []
-    name = re.escape(target.name)
-    staging = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp(?:{re.escape(target.suffix)})?")
-    moved_aside = re.compile(rf"\.{name}\.old-\d+-\d+")
-    gone = [p for p in target.parent.iterdir()
-            if staging.fullmatch(p.name) or (moved_aside.fullmatch(p.name) and target.exists())]
-    for path in gone:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return gone
-
-
 # --- helpers -------------------------------------------------------------------------------------
 
 def _download_source(source: Source, downloads: Path, lock_file, fetching: dict, backoff: float) -> dict[Path, str]:
-    """Download (or reuse) the files of ``source``, trying its mirrors in order; return ``{path: sha256}``.
+    """Download (or reuse) the files of ``source``, trying its mirrors in order within one deadline
+    (``fetching["deadline"]``, counted from now for every mirror and file); return ``{path: sha256}``.
     When every mirror fails, the error says how to place the file by hand (:func:`_by_hand`)."""
     if not source.urls:
         raise DownloadError(f"source {source.name!r} has no URL: {_by_hand(source, downloads)}")
     expect = functools.partial(_expected, source)
+    fetching = {**fetching, "started": time.monotonic()}
     errors: list[DataError] = []
     for url in source.urls:
         try:
@@ -305,28 +290,36 @@ def _file_source(source: Source, url: str, downloads: Path, lock_file, expect: C
 
 def _folder_source(source: Source, url: str, downloads: Path, lock_file, expect: Callable[[str], str],
                    fetching: dict) -> dict[Path, str]:
+    """A Google Drive folder: a cached folder is checked against the lock file (files whose sha256
+    differs and files missing from it are fetched again, the others kept), then completed."""
     folder = downloads / source.filename
     shas = registry.locked(lock_file, source.name)
     if folder.is_dir():
+        present = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
         stale = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            rel = path.relative_to(folder).as_posix()
+        for rel, path in present.items():
             if rel not in shas:
                 _check_cached(source, path, expect(path.name), downloads, lock_file, fetching)
             elif sha256_file(path) != shas[rel]:
                 stale.append(path)
-        if stale:  # fetched again into the folder's staging, the other files kept
-            warnings.warn(f"{folder}: sha256 of {', '.join(p.name for p in stale)} differs from {lock_file}; "
-                          f"downloading again")
+        missing = sorted(set(shas) - set(present))
+        if stale or missing:  # fetched again into the folder's staging, the other files kept
+            problems = [f"sha256 of {', '.join(p.name for p in stale)} differs from {lock_file}"] if stale else []
+            problems += [f"{', '.join(missing)} recorded in {lock_file} missing"] if missing else []
+            warnings.warn(f"{folder}: {'; '.join(problems)}; downloading again")
             for path in stale:
                 path.unlink()
-            os.replace(folder, folder.with_name(folder.name + ".part"))
+            reopen_folder(folder)
     files = fetch_gdrive_folder(url[len(GDRIVE_FOLDER):], folder, sha256s=shas, expect=expect, **fetching)
     found = {}
     for path in files:
         rel = path.relative_to(folder).as_posix()
         found[path] = shas.get(rel) or sha256_file(path)
         registry.record_lock(lock_file, source.name, rel, sha256=found[path], size=path.stat().st_size, url=url)
+    gone = sorted(set(shas) - {path.relative_to(folder).as_posix() for path in files})
+    if gone:
+        raise DownloadError(f"{url}: the Google Drive folder no longer holds {', '.join(gone)}, recorded in "
+                            f"{lock_file}: the release changed\n  {_refresh_hint(source, downloads, lock_file)}")
     return found
 
 
@@ -346,23 +339,51 @@ def _refresh_hint(source: Source, downloads: Path, lock_file) -> str:
 
 
 def _find_root(source: Source, root: Path, max_depth: int = 3) -> Path:
-    """The official root inside ``root``: the shallowest folder holding ``source.marker``."""
+    """The official root inside ``root``: the shallowest folder holding ``source.marker``, reached
+    without following a symbolic link."""
     if source.marker is None or root.is_file():
         return root
     level = [root]
     for _ in range(max_depth + 1):
         for folder in level:
-            if (folder / source.marker).exists():
+            if _exists_without_links(folder, source.marker):
                 return folder
-        level = sorted(p for f in level for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
+        level = sorted(p for f in level for p in f.iterdir()
+                       if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     raise DataError(f"{root}: no {source.marker!r} found within {max_depth} folder level(s); "
                     f"is this {source.title}?")
+
+
+def _exists_without_links(folder: Path, rel: str) -> bool:
+    path = folder
+    for part in Path(rel).parts:
+        path = path / part
+        if path.is_symlink() or not path.exists():
+            return False
+    return True
+
+
+def _refuse_links(source: Source, base: Path) -> None:
+    """Refuse a tree holding a symbolic link (outside hidden entries): it could lead out of the tree."""
+    pending = [base]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_symlink():
+                    raise DataError(f"{entry.path}: a symbolic link in the tree of source {source.name!r}; links "
+                                    f"are not followed: replace it by the file or folder it points to")
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
 
 
 def _place(source: Source, root: Path, out: Path, placed: dict[Path, Path], *, link: bool) -> None:
     if not root.exists():
         raise DataError(f"{root}: source {source.name!r} not found")
     base = _find_root(source, root)
+    if base.is_dir():
+        _refuse_links(source, base)
     for pattern, destination in source.layout:
         files = _layout_files(base, pattern)
         single = Path(destination).suffix != ""

@@ -47,13 +47,15 @@ def matting_splits(datasets: str | os.PathLike, set_name: str) -> list[str]:
             if layout.Split(Path(datasets) / set_name / split).original.is_dir()]
 
 
-def plot_samples(datasets: str | os.PathLike, split: str = "validation", n: int = 4, *,
-                 set_name: str = layout.MATTING_SET, seed: int = 0, trimap_kernel: int = 25):
+def plot_samples(datasets: str | os.PathLike, split: str = "validation", *, n: int, trimap_kernel: int, seed: int,
+                 set_name: str = layout.MATTING_SET):
     """Grid of ``n`` samples of a split: image | alpha matte | trimap (one row per sample).
 
     Samples are drawn with ``numpy.random.default_rng(seed)``. A split without trimaps (the training
-    split of AM-2k) shows :func:`gfm.core.trimap.trimap` of the matte (``trimap_kernel``; the paper
-    uses 25 for the TT trimap, Sect. 3.4), titled so.
+    split of AM-2k) shows :func:`gfm.core.trimap.trimap` of the matte (``trimap_kernel``, the
+    training stage's ``train.trimap_kernel``; the paper uses 25 for the TT trimap, Sect. 3.4),
+    titled so. ``n``, ``trimap_kernel`` and ``seed`` come from params.yaml (``data.n_samples``,
+    ``train.trimap_kernel``, ``seed``).
     """
     import matplotlib.pyplot as plt
 

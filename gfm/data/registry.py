@@ -1,6 +1,7 @@
 """What stage 1 can download: the datasets of the paper (Sect. 5.1 AM-2k / PM-10k, Sect. 4.1 BG-20k,
-MS COCO for COMP-COCO), the released GFM checkpoints (Table 1 / Table 5), where each lands in the
-datasets folder, and the lock file that pins the sha256 of every file downloaded once.
+MS COCO for the COMP-COCO track of Sect. 5.1), the released GFM checkpoints (Table 1 / Table 5),
+where each lands in the datasets folder, and the lock file that pins the sha256 of every file
+downloaded once.
 
 PM-10k was published as P3M-10k (Li et al., ACM MM 2021): the faces of its training images and of
 its 500 validation images (P3M-500-P) are blurred, 9,421 training images instead of 9,500, plus a
@@ -8,9 +9,10 @@ second test set of 500 portraits whose faces are not blurred (P3M-500-NP). It la
 :data:`PORTRAIT_SET` with the extra split :data:`PORTRAIT_NP_SPLIT`. BG-20k lands as released,
 with its official split (:data:`BG20K_SET`).
 
-The official releases publish no checksums: the first verified download of a file records its
-sha256 in the lock file (``data.lock.json``, commit it) and every later download is checked
-against it; a sha256 given in :data:`REGISTRY` wins over the lock file.
+The official releases publish no checksums (none of the official pages — the GFM and P3M READMEs,
+cocodataset.org — gives one), so :data:`REGISTRY` pins none: the first verified download of a file
+records its sha256 in the lock file (``data.lock.json``, commit it) and every later download is
+checked against it; a sha256 given in :data:`REGISTRY` would win over the lock file.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ BG20K_SPLITS = ("train", "testval")
 #: The splits of each matting set of the datasets folder (validated pair by pair, summarised and plotted).
 MATTING_SPLITS = {layout.MATTING_SET: layout.SPLITS, PORTRAIT_SET: (*layout.SPLITS, PORTRAIT_NP_SPLIT)}
 #: The real-image benchmarks a model is evaluated on (the validation sets of Sect. 5.1, used by both
-#: tracks of Sect. 5.2): name -> (split folder relative to the datasets folder, title).
+#: benchmark tracks of Sect. 5.1, ORI and COMP): name -> (split folder relative to the datasets
+#: folder, title).
 BENCHMARKS = {
     "am2k": (f"{layout.MATTING_SET}/validation", "AM-2k validation (200 animal images)"),
     "p3m500p": (f"{PORTRAIT_SET}/validation",
@@ -134,8 +137,9 @@ CHECKPOINTS = (
     ("gfm_d121_rim", "d121", "RIM", "1aMY5tJQ79IB-0NJ9WzcTu6ZOQTowiFWv"),
 )
 
-#: Every real source, by name. Checksums of the official releases are not published: they are
-#: recorded in the lock file on first download (commit it) and verified on every later download.
+#: Every real source, by name, each over HTTPS or Google Drive. Checksums of the official releases
+#: are not published (so none is pinned here): they are recorded in the lock file on first download
+#: (commit it) and verified on every later download.
 REGISTRY: dict[str, Source] = {s.name: s for s in (
     Source("am2k", "AM-2k (2,000 animal images with alpha mattes)",
            urls=(GDRIVE_FOLDER + "1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA",), filename="am2k", archive="auto",
@@ -148,9 +152,9 @@ REGISTRY: dict[str, Source] = {s.name: s for s in (
            paper="Sect. 4.1 (15k train / 5k testval); placed as released, its split kept",
            licence=_AGREEMENTS + "BG-20k_Dataset_Release_Agreement.pdf", page=_GFM_README),
     Source("coco", "MS COCO train2014 (backgrounds of COMP-COCO)",
-           urls=("http://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip", archive="zip",
+           urls=("https://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip", archive="zip",
            marker="train2014", layout=(("train2014", layout.COCO),),
-           paper="Sect. 5.2 COMP-COCO (Lin et al., 2014)", licence="https://cocodataset.org/#termsofuse",
+           paper="Sect. 5.1 COMP-COCO (Lin et al., 2014)", licence="https://cocodataset.org/#termsofuse",
            page="https://cocodataset.org/#download"),
     Source("p3m10k", "P3M-10k (the public, face-blurred release of PM-10k)",
            urls=(GDRIVE + "1LqUU7BZeiq8I3i5KxApdOJ2haXm-cEv1",), filename="P3M-10k.zip", archive="zip",
@@ -204,8 +208,8 @@ def read_lock(lock_file: str | os.PathLike) -> dict:
 
 def locked(lock_file: str | os.PathLike, name: str) -> dict[str, str]:
     """``{file: sha256}`` the lock file holds for source ``name`` (file relative to its download)."""
-    return {key.split("/", 1)[1]: entry.get("sha256") for key, entry in read_lock(lock_file)["files"].items()
-            if key.split("/", 1)[0] == name and "/" in key}
+    entries = ((_lock_key(key), entry) for key, entry in read_lock(lock_file)["files"].items())
+    return {file: entry.get("sha256") for (source, file), entry in entries if source == name and file}
 
 
 def record_lock(lock_file: str | os.PathLike, name: str, key: str, *, sha256: str, size: int, url: str) -> None:
@@ -221,7 +225,7 @@ def record_lock(lock_file: str | os.PathLike, name: str, key: str, *, sha256: st
 def forget_lock(lock_file: str | os.PathLike, name: str) -> list[str]:
     """Delete every entry of source ``name`` from the lock file; return the keys deleted."""
     lock = read_lock(lock_file)
-    gone = [key for key in lock["files"] if key.split("/", 1)[0] == name]
+    gone = [key for key in lock["files"] if _lock_key(key)[0] == name]
     if gone:
         lock["files"] = {k: v for k, v in lock["files"].items() if k not in gone}
         write_json(lock_file, lock)
@@ -232,14 +236,23 @@ def registry_table(lock_file: str | os.PathLike | None = None) -> pandas.DataFra
     """The real sources of :data:`REGISTRY` as a table (one row per source).
 
     Columns: ``name``, ``kind``, ``title``, ``backbone``, ``rosta``, ``archive``, ``url`` (first
-    mirror), ``sha256`` (``registry``, ``lock`` when ``lock_file`` holds one, else ``first download``),
-    ``paper``, ``licence`` (the agreement to accept before downloading) and ``page`` (the official page).
+    mirror), ``sha256`` (what a download is verified against: ``registry``, ``lock`` when
+    ``lock_file`` holds one, else ``first download``), ``official_sha256`` (``pinned in the registry``,
+    or ``none published``: the release documents no checksum), ``paper``, ``licence`` (the agreement
+    to accept before downloading) and ``page`` (the official page).
     """
     import pandas as pd
 
-    locked = {key.split("/", 1)[0] for key in read_lock(lock_file)["files"]} if lock_file else set()
+    in_lock = {_lock_key(key)[0] for key in read_lock(lock_file)["files"]} if lock_file else set()
     rows = [{"name": s.name, "kind": s.kind, "title": s.title, "backbone": s.backbone or "", "rosta": s.rosta or "",
              "archive": s.archive, "url": s.urls[0] if s.urls else "",
-             "sha256": "registry" if s.sha256 else "lock" if s.name in locked else "first download",
+             "sha256": "registry" if s.sha256 else "lock" if s.name in in_lock else "first download",
+             "official_sha256": "pinned in the registry" if s.sha256 else "none published",
              "paper": s.paper, "licence": s.licence, "page": s.page} for s in REGISTRY.values()]
     return pd.DataFrame(rows)
+
+
+def _lock_key(key: str) -> tuple[str, str]:
+    """``(source, file)`` of a lock-file key ``<source>/<file>`` (file ``""`` when there is no ``/``)."""
+    source, _, file = key.partition("/")
+    return source, file

@@ -28,11 +28,13 @@ def validate_pairs(split_dir: str | os.PathLike, *, strict: bool = True, convert
     Rules: every ``original/<stem>.*`` has exactly one ``mask/<stem>.*`` of the same height and width
     and vice versa; both are readable; the mask is a single-channel 8-bit matte. Masks (and trimaps)
     stored as RGB with equal channels, as RGBA (alpha channel) or as 16-bit are converted to 8-bit
-    PNG with a warning (:func:`gfm.core.io.read_alpha`); the converted file replaces the original one
-    atomically (a hard link is replaced, not written through). An RGB map whose channels differ, or
-    an RGBA map with a uniform alpha over a varying colour, is a problem: which channel holds the
-    matte is ambiguous. Companions present (``trimap``, ``fg``, ``bg``) must match each image in name
-    and size.
+    PNG with a warning (:func:`gfm.core.io.read_alpha`): the PNG is written atomically (a hard link
+    is replaced, not written through), then the original, when it has another suffix, is deleted.
+    These are two steps: a run killed between them leaves the original beside its PNG, and the next
+    run recognises the PNG as the conversion of its twin (the same matte) and deletes the twin. An
+    RGB map whose channels differ, or an RGBA map with a uniform alpha over a varying colour, is a
+    problem: which channel holds the matte is ambiguous. Companions present (``trimap``, ``fg``,
+    ``bg``) must match each image in name and size.
 
     Parameters
     ----------
@@ -52,10 +54,11 @@ def validate_pairs(split_dir: str | os.PathLike, *, strict: bool = True, convert
             raise DataError(f"{split.root}: missing folder {folder.name}/ (expected original/ and mask/)")
     problems: list[str] = []
     duplicates: list[Path] = []
+    converted_twins: list[tuple[Path, Path]] = []  # (original, its PNG) left by an interrupted conversion
     images = _by_stem(split.original, problems, duplicates)
-    folders = {"mask": _by_stem(split.mask, problems, duplicates)}
-    folders.update({c: _by_stem(getattr(split, c), problems, duplicates)
-                    for c in COMPANIONS if getattr(split, c).is_dir()})
+    present = [("mask", split.mask), *((c, getattr(split, c)) for c in COMPANIONS if getattr(split, c).is_dir())]
+    folders = {kind: _by_stem(folder, problems, duplicates, converted_twins if kind in ALPHA_LIKE else None)
+               for kind, folder in present}
     bad: set[str] = set()
     for kind, files in folders.items():
         for stem in sorted(set(files) - set(images) - bad):
@@ -82,6 +85,9 @@ def validate_pairs(split_dir: str | os.PathLike, *, strict: bool = True, convert
     for path in duplicates:
         path.unlink()
     warns, converted = [], 0
+    for original, png in converted_twins:
+        original.unlink()
+        warns.append(f"{original}: deleted, {png.name} is its conversion (left by an interrupted run)")
     for stem in sorted(set(plans) - bad):
         for path, kind, note in plans[stem]:
             if convert:
@@ -133,9 +139,9 @@ def _alpha_note(path: Path, kind: str) -> str | None:
         differ = int(np.count_nonzero((rgb != rgb[..., :1]).any(axis=2)))
         if differ:
             raise DataError(f"{path}: {kind} is RGB and its channels differ at {differ} of "
-                            f"{rgb.shape[0] * rgb.shape[1]} pixels (channel ranges R {_range(rgb[..., 0])}, G {_range(rgb[..., 1])}, "
-                            f"B {_range(rgb[..., 2])}); expected a gray or single-channel matte: save the "
-                            f"channel that holds the matte as a gray PNG")
+                            f"{rgb.shape[0] * rgb.shape[1]} pixels (channel ranges R {_range(rgb[..., 0])}, "
+                            f"G {_range(rgb[..., 1])}, B {_range(rgb[..., 2])}); expected a gray or single-channel "
+                            f"matte: save the channel that holds the matte as a gray PNG")
     if note and note.startswith("RGBA:"):
         alpha, rgb = read_alpha(path), read_image(path)
         if alpha.min() == alpha.max() and rgb.min() != rgb.max():
@@ -150,7 +156,8 @@ def _range(values: np.ndarray) -> str:
 
 
 def _convert(path: Path) -> None:
-    """Replace ``path`` by an 8-bit single-channel PNG of its matte (a new file: links are not written through)."""
+    """Write an 8-bit single-channel PNG of the matte of ``path`` (a new file, atomically: links are not
+    written through), then delete ``path`` when it has another suffix (see :func:`validate_pairs`)."""
     data = read_alpha(path)
     target = path.with_suffix(".png")
     write_image(target, data)
@@ -158,12 +165,35 @@ def _convert(path: Path) -> None:
         path.unlink()
 
 
-def _by_stem(folder: Path, problems: list[str], duplicates: list[Path]) -> dict[str, Path]:
+def _by_stem(folder: Path, problems: list[str], duplicates: list[Path],
+             converted_twins: list[tuple[Path, Path]] | None = None) -> dict[str, Path]:
+    """The files of ``folder`` by stem; a second file of a stem is a problem (and a duplicate), unless
+    ``converted_twins`` is given and one of the two is the PNG conversion of the other."""
     files: dict[str, Path] = {}
     for path in list_images(folder):
-        if path.stem in files:
-            problems.append(f"{path}: same name as {files[path.stem].name} (one file per sample expected)")
-            duplicates.append(path)
+        first = files.get(path.stem)
+        if first is None:
+            files[path.stem] = path
             continue
-        files[path.stem] = path
+        twin = _converted_twin(first, path) if converted_twins is not None else None
+        if twin is not None:
+            converted_twins.append(twin)
+            files[path.stem] = twin[1]
+            continue
+        problems.append(f"{path}: same name as {first.name} (one file per sample expected)")
+        duplicates.append(path)
     return files
+
+
+def _converted_twin(a: Path, b: Path) -> tuple[Path, Path] | None:
+    """``(original, png)`` when one of ``a``, ``b`` is the 8-bit single-channel ``.png`` that
+    :func:`_convert` writes for the other (an unambiguous matte to convert, the same pixels), else None."""
+    png, original = (a, b) if a.suffix == ".png" else (b, a)
+    if png.suffix != ".png" or original.suffix == ".png" or png != original.with_suffix(".png"):
+        return None
+    try:
+        if alpha_conversion(png) is not None or _alpha_note(original, "matte") is None:
+            return None
+        return (original, png) if np.array_equal(read_alpha(png), read_alpha(original)) else None
+    except (ImageError, DataError):
+        return None
