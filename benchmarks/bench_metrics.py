@@ -10,8 +10,12 @@ blobs in the background, holes in the foreground, fine noise), then times in the
 * :func:`gfm.evaluate.metrics.evaluate` (``convention="gfm"``) and its per-metric parts,
 
 and prints per-metric times, the total speed-up and the largest relative difference per key.
+``--closed-form`` also times the closed-form reference matte of the evaluate stage
+(:func:`gfm.evaluate.baselines.closed_form_matte`, Levin et al. via pymatting) on an image composed
+from the same matte; ``--height 360 --width 480`` is the embedded world's size.
 
     PYTHONPATH=. python benchmarks/bench_metrics.py --official /tmp/gfm_official/core
+    PYTHONPATH=. python benchmarks/bench_metrics.py --height 360 --width 480 --closed-form
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gfm.evaluate import metrics
 from gfm.core.trimap import trimap as make_trimap
+from gfm.evaluate import metrics
+from gfm.evaluate.baselines import closed_form_matte
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--width", type=int, default=1440)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--closed-form", action="store_true", help="also time the closed-form reference matte")
     args = parser.parse_args(argv)
 
     official = _load_official(args.official)
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     warm = np.random.default_rng(args.seed).random((64, 64))
     _, first = _timed(metrics.evaluate, warm, warm)  # numba compiles (or loads its disk cache) here
     print(f"first call (kernel compilation or cache load): {1000 * first:.0f} ms, excluded below")
+    if args.closed_form:
+        _, small_gt, small_tri = synthetic_pair(96, 96, seed=args.seed)
+        _, first = _timed(closed_form_matte, synthetic_image(small_gt), small_tri)  # pymatting's numba kernels
+        print(f"first closed-form call (import, compilation or cache load): {1000 * first:.0f} ms, excluded below")
     times: dict[str, list[float]] = {}
     worst: dict[str, float] = {}
     for index in range(args.pairs):
@@ -62,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             best = min(_timed(fn, pred, gt, tri)[1] for _ in range(args.repeat))
             times.setdefault(f"ours {name}", []).append(best)
         ours = metrics.evaluate(pred, gt, tri)
+        if args.closed_form:
+            image = synthetic_image(gt, seed=args.seed + index)
+            matte, seconds = _timed(closed_form_matte, image, tri)
+            times.setdefault("closed-form matte (baseline)", []).append(seconds)
+            print(f"pair {index}: closed-form SAD {metrics.sad(matte.astype(np.float64), gt):.4g} "
+                  f"({np.mean(tri == 128):.1%} unknown pixels)")
         if official is not None:
             reference = {}
             for name, fn in _official_parts(official).items():
@@ -108,6 +124,18 @@ def synthetic_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, 
     pred += np.where(signed > 3, blobs, 0.0) - np.where(signed < -3, blobs, 0.0)
     pred = np.clip(pred, 0.0, 1.0)
     return pred, gt, make_trimap(np.round(gt * 255).astype(np.uint8), kernel_size=25)
+
+
+def synthetic_image(gt: np.ndarray, seed: int = 0) -> np.ndarray:
+    """An RGB uint8 composite (Eq. 1) of two smooth random textures through ``gt``: the closed-form
+    matte's input."""
+    rng = np.random.default_rng(seed)
+    h, w = gt.shape
+    fg, bg = (cv2.GaussianBlur(rng.random((h, w, 3)), (0, 0), 4) for _ in range(2))
+    fg = (fg - fg.min()) / np.ptp(fg) * 0.5 + 0.5                     # a bright foreground, a dark background
+    bg = (bg - bg.min()) / np.ptp(bg) * 0.5
+    alpha = gt[..., None]
+    return np.round((alpha * fg + (1 - alpha) * bg) * 255).astype(np.uint8)
 
 
 def _official_parts(ev) -> dict:

@@ -362,3 +362,14 @@ def test_parity_with_mmeval_dim_evaluation(case):
     pred, gt, trimap = make_case(case["recipe"])
     ours = metrics.evaluate(pred, gt, trimap, convention="dim")
     _assert_matches(ours, case["mmeval"], case["mmeval"].keys())
+
+
+# --------------------------------------------------------------------------- the metric lists
+
+
+def test_metric_lists_are_the_papers_columns():
+    """MAIN_METRICS: the four major metrics and MAD (Tables 4-6); TABLE1_METRICS adds SAD-TRAN/FG/BG."""
+    assert metrics.MAIN_METRICS == ("sad", "mse", "mad", "grad", "conn")
+    assert metrics.TABLE1_METRICS == (*metrics.MAIN_METRICS, "sad_trans", "sad_fg", "sad_bg")
+    assert set(metrics.TABLE1_METRICS) <= set(metrics.KEYS)
+    assert set(metrics.evaluate(PRED, GT, TRIMAP)) == set(metrics.KEYS)

@@ -94,10 +94,21 @@ import math
 import cv2
 import numpy as np
 
+from gfm.core.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # trimap values as stored on disk
+
+__all__ = [
+    "KEYS", "MAIN_METRICS", "TABLE1_METRICS", "CONVENTIONS",
+    "evaluate", "sad", "mse", "mad", "grad", "conn", "force_known", "connectivity_levels",
+]
+
 #: Keys returned by :func:`evaluate`, in the order the official test log prints them.
 KEYS = ("sad", "mse", "mad", "grad", "conn", "sad_trans", "mse_trans", "mad_trans", "sad_fg", "sad_bg")
+#: The paper's four major metrics (SAD, MSE, Grad., Conn.) plus the size-independent MAD: the
+#: columns of Tables 4-6 ("Evaluation Metrics"). Lower is better for every key of :data:`KEYS`.
+MAIN_METRICS = ("sad", "mse", "mad", "grad", "conn")
+#: The columns of Tables 1 and 3: :data:`MAIN_METRICS` and the auxiliary SAD-TRAN, SAD-FG, SAD-BG.
+TABLE1_METRICS = (*MAIN_METRICS, "sad_trans", "sad_fg", "sad_bg")
 CONVENTIONS = ("gfm", "dim")
-from gfm.core.trimap import BACKGROUND, FOREGROUND, UNKNOWN  # trimap values as stored on disk
 
 _GRAD_NORM = {"gfm": 10.0, "dim": 1000.0}
 

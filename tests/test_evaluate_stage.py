@@ -1,0 +1,180 @@
+"""gfm.evaluate.stage: the evaluate stage from Params alone -- every run of the grid (seed folders
+and the legacy single model), the reference mattes, Tables 6 and 7, figures, metrics JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gfm.core.config import load_params, parse_params, to_dict
+from gfm.evaluate import stage
+from gfm.evaluate.files import PER_IMAGE, PREDICTIONS, read_per_image
+from gfm.evaluate.figures import INDEX
+from gfm.evaluate.run import evaluate_model
+from gfm.model.infer import load_model
+from gfm.ui.browser import build_result_browser
+
+from test_config import ROOT
+from test_evaluate import make_validation
+
+TINY = {"width_divisor": 16}
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, make_run):
+    """A validation split and trained runs: ori-tt with seeds 0 and 1, coco-tt in the legacy layout."""
+    root = tmp_path_factory.mktemp("world")
+    make_validation(root / "datasets", n=4)
+    models = root / "models"
+    for seed in (0, 1):
+        make_run(models / "ori-tt" / f"s{seed}", seed=seed, backbone_options=TINY)
+    make_run(models / "coco-tt", legacy=True, seed=2, backbone_options=TINY)
+    return root
+
+
+def make_params(root, **evaluate):
+    """The repository's params with this world's folders and a tiny evaluate section."""
+    raw = to_dict(load_params(ROOT / "params.yaml"))
+    raw["device"] = "cpu"
+    raw["data"]["datasets"] = str(root / "datasets")
+    raw["train"]["out"] = str(root / "models")
+    for item in raw["train"]["experiments"].values():
+        if item["track"] == "ori":
+            item["data"] = str(root / "datasets" / "am2k" / "train")
+    raw["evaluate"].update({"out": str(root / "evaluation"), "metrics_out": str(root / "metrics" / "evaluate.json"),
+                            "experiments": ["ori-tt", "coco-tt"], "table6_model": "ori-tt", "table6_d": [1.0, 2.0],
+                            "table6_single": [1.5], "table6_images": 2, "complexity_backbones": ["r18_lite"],
+                            "latency_backbones": [], "latency_runs": 0, "workers": 1, "qualitative_images": 2,
+                            **evaluate})
+    return parse_params(raw, source="test params")
+
+
+@pytest.fixture(scope="module")
+def result(world):
+    (world / "evaluation" / "stale").mkdir(parents=True)                # left by an earlier run: must go
+    return stage.run(make_params(world))
+
+
+def test_every_run_and_baseline_evaluated(world, result):
+    out = world / "evaluation"
+    for folder in ("ori-tt/s0", "ori-tt/s1", "coco-tt/s0", "baselines/blank", "baselines/closed_form"):
+        assert list(read_per_image(out / folder).index) == ["v_0", "v_1", "v_2", "v_3"], folder
+    assert not (out / "stale").exists()
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs["run"]) == ["ori-tt-s0", "ori-tt-s1", "coco-tt-s0"]
+    assert list(runs["model"]) == [str(world / "models" / p) for p in ("ori-tt/s0", "ori-tt/s1", "coco-tt")]
+    assert list(pd.read_csv(out / "baselines.csv")["baseline"]) == ["blank", "closed_form"]
+    pd.testing.assert_frame_equal(runs[["run", "sad"]], result.runs[["run", "sad"]], check_exact=False, rtol=1e-5)
+
+
+def test_per_image_scores_are_the_direct_evaluation(world):
+    params = make_params(world)
+    model, _ = load_model(world / "models" / "ori-tt" / "s1")
+    cfg = params.evaluate
+    direct = evaluate_model(model, world / "datasets", strategy=cfg.strategy, d1=cfg.d1, d2=cfg.d2, device="cpu",
+                            workers=0, progress=False, names=["v_2"], warmup=0)
+    saved = read_per_image(world / "evaluation" / "ori-tt" / "s1").loc["v_2"]
+    for key in ("sad", "mse", "grad", "conn", "sad_trans"):
+        assert saved[key] == pytest.approx(direct.loc[0, key], rel=1e-5), key
+
+
+def test_metrics_json_shape(world, result):
+    written = json.loads((world / "metrics" / "evaluate.json").read_text())
+    assert written == result.metrics and list(written) == ["ori-tt", "coco-tt", "baselines"]
+    runs = result.runs.set_index("run")
+    assert written["ori-tt"]["seeds"] == 2 and written["coco-tt"]["seeds"] == 1
+    assert written["ori-tt"]["images"] == 4
+    assert written["ori-tt"]["sad"] == pytest.approx((runs.loc["ori-tt-s0", "sad"] + runs.loc["ori-tt-s1", "sad"]) / 2,
+                                                     rel=1e-5)
+    assert set(written["baselines"]) == {"blank", "closed_form"}
+    for entry in (written["ori-tt"], written["coco-tt"], *written["baselines"].values()):
+        assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values())  # dvc metrics
+        assert {"sad", "mse", "mad", "grad", "conn", "sad_trans", "inference_s", "metrics_s"} <= set(entry)
+    gt_mass = sum(read_per_image(world / "evaluation" / "baselines" / "blank")["sad"]) / 4
+    assert written["baselines"]["blank"]["sad"] == pytest.approx(gt_mass, rel=1e-5)
+    assert written["baselines"]["closed_form"]["sad"] < written["baselines"]["blank"]["sad"]
+
+
+def test_table6_on_the_lowest_seed_and_a_subset(world, result):
+    table = pd.read_csv(world / "evaluation" / "table6.csv")
+    assert list(zip(table["test"], table["d1"], table["d2"])) == [
+        ("hybrid", 1.0, 1.0), ("hybrid", 2.0, 1.0), ("hybrid", 2.0, 2.0), ("single", 1.5, 1.5)]
+    assert set(table["run"]) == {"ori-tt-s0"}
+    assert result.timing["table6"] == {**result.timing["table6"], "run": "ori-tt-s0", "images": 2, "settings": 4}
+    per_image = pd.read_csv(world / "evaluation" / "table6_per_image.csv", dtype={"name": str})
+    assert list(per_image.columns[:5]) == ["test", "d1", "d2", "run", "name"]
+    assert list(per_image["name"][:2]) == ["v_0", "v_3"]                  # 2 evenly spread images of 4
+    means = per_image.groupby(["test", "d1", "d2"], sort=False)["sad"].mean().to_numpy()
+    np.testing.assert_allclose(table["sad"], means, rtol=1e-5)
+
+
+def test_complexity_measured_only(world):
+    table = pd.read_csv(world / "evaluation" / "complexity.csv")
+    assert list(table.columns) == ["backbone", "parameters_m", "gmac", "latency_s", "device"]
+    assert list(table["backbone"]) == ["r18_lite"] and math.isnan(table.loc[0, "latency_s"])
+
+
+def test_figures_and_their_index(world, result):
+    folder = world / "evaluation" / "figures"
+    index = json.loads((folder / INDEX).read_text())
+    assert index == result.figures and [e["kind"] for e in index] == ["qualitative", "qualitative", "decoders"]
+    assert all((folder / e["file"]).is_file() for e in index)
+    assert index[0]["runs"] == ["ori-tt-s0", "coco-tt-s0"] and index[0]["baselines"] == ["closed_form"]
+
+
+def test_timing_per_image(world, result):
+    timing = json.loads((world / "evaluation" / "timing.json").read_text())
+    assert timing == result.timing and timing["images"] == 4 and timing["device"] == "cpu"
+    for key in ("inference_s_per_image", "metrics_s_per_image", "run_wall_s_per_image", "closed_form_s_per_image",
+                "blank_s_per_image", "stage_wall_s", "complexity_wall_s", "figures_wall_s"):
+        assert timing[key] >= 0, key
+    assert timing["stage_wall_s"] >= timing["table6"]["wall_s"]
+
+
+def test_browser_over_the_stage_output(world, result):
+    browser = build_result_browser(world / "evaluation", world / "datasets", image=result.figures[-1]["image"],
+                                   run="ori-tt-s0")
+    assert browser.children[0].children[1].options == ("coco-tt-s0", "ori-tt-s0", "ori-tt-s1")
+
+
+def test_without_saved_predictions_only_the_figures_images_are_kept(world, tmp_path):
+    params = make_params(world, save_predictions=False, baselines=["closed_form"], experiments=["ori-tt"],
+                         table6_images=1, table6_d=[1.0], table6_single=[1.0], out=str(tmp_path / "ev"),
+                         metrics_out=str(tmp_path / "ev.json"))
+    result = stage.run(params)
+    shown = sorted({e["image"] for e in result.figures})
+    assert len(shown) == 2
+    for folder in ("ori-tt/s0", "baselines/closed_form"):                 # the figures' run: seed 0
+        saved = sorted(p.stem for p in (tmp_path / "ev" / folder / PREDICTIONS / "alpha").iterdir())
+        assert saved == shown, folder
+    assert not (tmp_path / "ev" / "ori-tt" / "s1" / PREDICTIONS).exists()
+    assert (tmp_path / "ev" / "ori-tt" / "s1" / PER_IMAGE).is_file()
+    assert list(json.loads((tmp_path / "ev.json").read_text())["baselines"]) == ["closed_form"]
+    assert len(build_result_browser(tmp_path / "ev", world / "datasets").children[0].children[0].options) == len(shown)
+
+
+def test_missing_model_names_the_experiment_folder(world, tmp_path):
+    params = make_params(world, experiments=["ori-tt", "rssn-tt"])
+    with pytest.raises(FileNotFoundError, match=r"rssn-tt: no trained model"):
+        stage.run(params)
+
+
+def test_validation_of_falls_back_to_the_embedded_world(world, tmp_path):
+    params = make_params(world)
+    assert stage.validation_of(params).root == world / "datasets" / "am2k" / "validation"
+    raw = to_dict(params)
+    raw["data"]["datasets"] = str(tmp_path / "not-yet")
+    raw["data"]["data_root"] = str(world / "datasets")
+    for item in raw["train"]["experiments"].values():
+        if item["track"] == "ori":
+            item["data"] = str(tmp_path / "not-yet" / "am2k" / "train")
+    assert stage.validation_of(parse_params(raw)).root == world / "datasets" / "am2k" / "validation"
