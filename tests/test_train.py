@@ -1,25 +1,31 @@
 """Training samples (gfm.train.dataset) and the training loop (gfm.train.loop): determinism, resume,
-non-finite losses, bad files, DistributedDataParallel on two CPU processes."""
+non-finite losses, bad files, DistributedDataParallel on two CPU processes. Every run is configured
+the pipeline's way: a params mapping parsed by gfm.core.config, then TrainConfig.from_params."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from gfm.model.infer import load_model
-
-from gfm.train import dataset as ds
+from gfm.core import config as gconfig
 from gfm.core import device as gdevice
-from gfm.train import loop as tr
 from gfm.core.io import ImageError, write_image
-from gfm.model.network import image_to_input
 from gfm.core.trimap import dilation_mask, erosion_mask, trimap
+from gfm.model import checkpoint
+from gfm.model.infer import load_model
+from gfm.model.network import build_gfm, image_to_input
+from gfm.train import dataset as ds
+from gfm.train import loop as tr
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,13 +57,28 @@ def world(tmp_path_factory):
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+#: The tiny run of these tests: train.* knobs and the experiment "tiny" (overridable per test).
+TINY_TRAIN = dict(input_size=64, crop_sizes=[64, 80], trimap_kernel=5, ftbt_kernel=9, lr=1e-3, precision="fp32",
+                  workers=0, cache=True, official_loss=False, seeds=[3], checkpoint_interval=0.0)
+TINY_EXPERIMENT = dict(track="ori", backbone="r18_lite", rosta="TT", decoder="two", ppm="five", bridge=True,
+                       epochs=2, steps_per_epoch=2, batch_size=2)
 
-def _config(world, out, **overrides):
-    base = dict(experiment="tiny", track="ori", datasets=str(world), out_dir=str(out), backbone="r18_lite",
-                crop_sizes="64,80", input_size=64, trimap_kernel=5, ftbt_kernel=9, epochs=2, steps_per_epoch=2,
-                batch_size=2, lr=1e-3, device="cpu", precision="fp32", seed=3, cache=True, progress=False)
-    base.update(overrides)
-    return tr.TrainConfig(**base)
+
+def tiny_params(world, out, *, train=None, **experiment) -> gconfig.Params:
+    """The repository's params.yaml with the datasets at ``world``, runs in ``out`` and one experiment
+    ``tiny`` on the ORI-Track (``train`` overrides train.* knobs, keywords the experiment's)."""
+    raw = gconfig.to_dict(gconfig.load_params(ROOT / "params.yaml"))
+    raw["device"] = "cpu"
+    raw["data"]["datasets"] = str(world)
+    raw["train"].update({"out": str(out), **TINY_TRAIN, **(train or {})})
+    raw["train"]["experiments"] = {"tiny": {**TINY_EXPERIMENT, "data": f"{world}/am2k/train", **experiment}}
+    raw["evaluate"].update(experiments=["tiny"], table6_model="tiny")
+    return gconfig.parse_params(raw, source="tiny params")
+
+
+def _config(world, out, *, resume=False, seed=3, train=None, **experiment):
+    params = tiny_params(world, out, train=train, **experiment)
+    return tr.TrainConfig.from_params(params, "tiny", seed, resume=resume, progress=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,9 +201,36 @@ def test_epoch_sampler_shards_a_permutation():
 # the loop
 # --------------------------------------------------------------------------------------------
 
+def test_from_params_takes_every_setting_from_the_typed_params(world, tmp_path):
+    params = tiny_params(world, tmp_path, train={"seeds": [3, 5]}, epochs=4)
+    config = tr.TrainConfig.from_params(params, "tiny", 5)
+    item = params.experiment("tiny")
+    assert config.seed == 5 and config.run == "tiny-s5" and config.run_dir == tmp_path / "tiny" / "s5"
+    assert config.crop_sizes == (64, 80) and config.epochs == 4 and config.track == "ori"
+    assert config.datasets == str(world) and config.composites == params.compose.out
+    assert config.checkpoint_interval == 0.0 and config.device == "cpu" and config.resume is False
+    for name in ("backbone", "rosta", "decoder", "ppm", "bridge", "pretrained", "batch_size", "steps_per_epoch",
+                 "max_steps"):
+        assert getattr(config, name) == getattr(item, name), name
+    for name in ("input_size", "trimap_kernel", "ftbt_kernel", "lr", "precision", "workers", "cache",
+                 "official_loss", "fg_bg", "channels_last", "on_bad_sample"):
+        assert getattr(config, name) == getattr(params.train, name), name
+    # no second copy of the defaults: every field but the call switches must be given
+    required = {f.name for f in dataclasses.fields(tr.TrainConfig) if f.default is dataclasses.MISSING}
+    assert required == {f.name for f in dataclasses.fields(tr.TrainConfig)} - {"resume", "progress"}
+    with pytest.raises(ValueError, match=r"train\.seeds: seed 4 is not one of \[3, 5\]"):
+        tr.TrainConfig.from_params(params, "tiny", 4)
+    with pytest.raises(gconfig.ConfigError, match="no experiment 'tinny'"):
+        tr.TrainConfig.from_params(params, "tinny", 3)
+    repo = gconfig.load_params(ROOT / "params.yaml")
+    coco = tr.TrainConfig.from_params(repo, "coco-tt", repo.train.seeds[0])
+    assert coco.crop_sizes == repo.train.crop_sizes and coco.track == "coco"
+    assert coco.epochs == repo.experiment("coco-tt").epochs
+
+
 def test_train_writes_its_outputs_and_loads_back(world, tmp_path):
     result = tr.train(_config(world, tmp_path, epochs=1))
-    run = tmp_path / "tiny"
+    run = tmp_path / "tiny" / "s3"
     assert {p.name for p in run.iterdir() if not p.name.startswith(".")} == {
         "checkpoint.pt", "losses.csv", "model.pt", "train_summary.json"}
     table = pd.read_csv(run / "losses.csv")
@@ -193,9 +241,27 @@ def test_train_writes_its_outputs_and_loads_back(world, tmp_path):
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["steps"] == 2 and summary["device"] == "cpu" and summary["precision"] == "fp32"
     assert summary["parameters"] > 0 and set(summary["final_losses"]) >= {"total", "glance"}
-    loaded, _ = load_model(run)
+    assert summary["seed"] == 3 and summary["run"] == "tiny-s3"
+    loaded, meta = load_model(run)
     for key, value in result.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+    assert meta["backbone"] == "r18_lite" and meta["track"] == "ori"
+    model, info = checkpoint.load_run(run)
+    assert info.kind == "run" and info.extra["seed"] == 3 and info.extra["run"] == "tiny-s3"
+    state = checkpoint.load_training_state(run / "checkpoint.pt")   # weights_only: plain data
+    assert state["epoch"] == 1 and state["step"] == 2 and state["config"]["seed"] == 3
+
+
+def test_checkpoints_are_written_at_the_interval_and_after_the_last_epoch(world, tmp_path, monkeypatch):
+    saved = []
+    real = checkpoint.save_training_state
+    monkeypatch.setattr(checkpoint, "save_training_state", lambda path, state: saved.append(state["epoch"]) or
+                        real(path, state))
+    tr.train(_config(world, tmp_path / "hourly", train={"checkpoint_interval": 3600.0}, epochs=3, steps_per_epoch=1))
+    assert saved == [3]                                   # only after the last epoch
+    saved.clear()
+    tr.train(_config(world, tmp_path / "each", epochs=3, steps_per_epoch=1))
+    assert saved == [1, 2, 3]                             # interval 0: every epoch
 
 
 @pytest.mark.slow
@@ -226,10 +292,10 @@ def test_non_finite_loss_names_step_and_samples_and_keeps_the_checkpoint(world, 
     monkeypatch.setattr(tr.losses, "gfm_loss", poisoned)
     with pytest.raises(FloatingPointError, match=r"step 3 \(epoch 2\).*s_0\d") as error:
         tr.train(_config(world, tmp_path, epochs=3))
-    assert "checkpoint.pt" in str(error.value)
-    state = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=False)
+    assert "checkpoint.pt" in str(error.value) and "tiny-s3" in str(error.value)
+    state = checkpoint.load_training_state(tmp_path / "tiny" / "s3" / "checkpoint.pt")
     assert state["epoch"] == 1 and state["step"] == 2
-    assert pd.read_csv(tmp_path / "tiny" / "losses.csv")["step"].tolist() == [1, 2]
+    assert pd.read_csv(tmp_path / "tiny" / "s3" / "losses.csv")["step"].tolist() == [1, 2]
 
 
 def test_device_and_precision_choices():
@@ -241,26 +307,15 @@ def test_device_and_precision_choices():
         gdevice.resolve_device("not-a-device")
 
 
-def test_figures(world, tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    result = tr.train(_config(world, tmp_path, epochs=1, steps_per_epoch=1))
-    assert tr.plot_training_curves(result.history).axes
-    image = np.zeros((96, 128, 3), np.uint8)
-    fig = tr.plot_predictions(result.model, [image], alphas=[np.zeros((96, 128), np.uint8)], size=64)
-    assert len(fig.axes) == 5
-
-
 # --------------------------------------------------------------------------------------------
 # DistributedDataParallel, two CPU processes (gloo)
 # --------------------------------------------------------------------------------------------
 
-def _ddp_worker(rank, world_size, port, config_kwargs, out):
+def _ddp_worker(rank, world_size, port, config, out):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    result = tr.train(tr.TrainConfig(**config_kwargs))
+    result = tr.train(config)
     torch.save({k: v for k, v in result.model.named_parameters()}, f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
@@ -272,14 +327,14 @@ def test_distributed_data_parallel_keeps_ranks_in_sync(world, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = _config(world, tmp_path, epochs=1, steps_per_epoch=2, batch_size=1).to_dict()
+    config = _config(world, tmp_path, epochs=1, steps_per_epoch=2, batch_size=1)
     mp.spawn(_ddp_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     torch.manual_seed(3)
-    initial = tr.build_gfm("r18_lite", "TT")
+    initial = build_gfm("r18_lite", "TT")
     assert ranks[0].keys() == ranks[1].keys()
     for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key
     moved = [k for k, v in initial.named_parameters() if k in ranks[0] and not torch.equal(v, ranks[0][k])]
     assert moved  # training did something
-    assert json.loads((tmp_path / "tiny" / "train_summary.json").read_text())["world_size"] == 2
+    assert json.loads((tmp_path / "tiny" / "s3" / "train_summary.json").read_text())["world_size"] == 2

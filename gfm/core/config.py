@@ -513,14 +513,14 @@ class TrainStageConfig:
     cache: bool = _knob(_Bool(), doc="keep decoded training images in memory")
     official_loss: bool | tuple[str, ...] = _knob(_OfficialLoss(), doc="names of gfm.train.losses.OFFICIAL_DIFFERENCES")
     experiments: Mapping[str, Experiment] = _knob(_Experiments())
-    fg_bg: str = _knob(_Str(FG_BG), "auto", doc="ORI-Track F and B")
-    channels_last: bool = _knob(_Bool(), True)
-    on_bad_sample: str = _knob(_Str(ON_BAD_SAMPLE), "fail")
-    n_preview: int = _knob(_POSITIVE, 4, doc="validation images shown after training")
-    metrics_dir: str = _knob(_PATH, "metrics/train", doc="<metrics_dir>/<experiment>.json")
-    seeds: tuple[int, ...] = _knob(_List(_Int(min=0), unique=True), (0,),
+    fg_bg: str = _knob(_Str(FG_BG), doc="ORI-Track F and B")
+    channels_last: bool = _knob(_Bool())
+    on_bad_sample: str = _knob(_Str(ON_BAD_SAMPLE))
+    n_preview: int = _knob(_POSITIVE, doc="validation images shown after training")
+    metrics_dir: str = _knob(_PATH, doc="<metrics_dir>/<experiment>.json")
+    seeds: tuple[int, ...] = _knob(_List(_Int(min=0), unique=True),
                                    doc="every experiment is trained once per seed (paper: one run)")
-    checkpoint_interval: float = _knob(_Float(0.0), 600.0,
+    checkpoint_interval: float = _knob(_Float(0.0),
                                        doc="seconds between resumable checkpoints (at an epoch end; 0: every "
                                            "epoch); one is always written after the last epoch")
 
@@ -603,19 +603,6 @@ class Params:
             raise ConfigError(str(self.path), [("train.experiments", f"no experiment {name!r}"
                                                 f"{_suggest(name, self.train.experiments)}")])
         return self.train.experiments[name]
-
-    def train_kwargs(self, name: str) -> dict:
-        """Keyword arguments of ``gfm.train.loop.TrainConfig`` for experiment ``name``."""
-        item, train = self.experiment(name), self.train
-        return dict(experiment=name, track=item.track, datasets=self.data.datasets, composites=self.compose.out,
-                    out_dir=train.out, backbone=item.backbone, rosta=item.rosta, decoder=item.decoder,
-                    ppm=item.ppm, bridge=item.bridge, pretrained=item.pretrained, crop_sizes=train.crop_sizes,
-                    input_size=train.input_size, trimap_kernel=train.trimap_kernel,
-                    ftbt_kernel=train.ftbt_kernel, fg_bg=train.fg_bg, epochs=item.epochs,
-                    steps_per_epoch=item.steps_per_epoch, max_steps=item.max_steps, batch_size=item.batch_size,
-                    lr=train.lr, device=self.device, precision=train.precision,
-                    channels_last=train.channels_last, seed=self.seed, workers=train.workers, cache=train.cache,
-                    official_loss=train.official_loss, on_bad_sample=train.on_bad_sample)
 
 
 # --------------------------------------------------------------------------------------------

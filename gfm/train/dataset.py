@@ -61,7 +61,6 @@ __all__ = [
     "draw_crop",
     "make_sample",
     "MattingDataset",
-    "plot_sample",
 ]
 
 #: Sub-folders of one composition route written by stage 3: ``<composites>/<route>/<folder>/``.
@@ -326,30 +325,6 @@ class MattingDataset(Dataset):
                                  ftbt_kernel=self.ftbt_kernel)
             return {**_to_tensors(sample), "name": self.samples[i].name, "index": i}
         raise ImageError(f"no readable training sample among {len(self.samples)} (all skipped: {self.skipped[:5]}...)")
-
-
-def plot_sample(sample: dict, *, title: str | None = None):
-    """One training sample as the network and the losses see it -> Figure.
-
-    Panels: the input crop, its alpha, the TT trimap, the FT erosion mask, the BT dilation mask,
-    F and B (``sample`` is a :class:`MattingDataset` item).
-    """
-    import matplotlib.pyplot as plt
-
-    def rgb(t):
-        return t.permute(1, 2, 0).numpy().clip(0, 255).astype(np.uint8)
-
-    panels = {"image": rgb(sample["image"]), "alpha": sample["alpha"][0].numpy(),
-              "trimap (TT)": sample["trimap"].numpy() / 2.0, "erosion F (FT)": sample["erosion"][0].numpy(),
-              "dilation B (BT)": sample["dilation"][0].numpy(), "F": rgb(sample["fg"]), "B": rgb(sample["bg"])}
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
-    for ax, (name, panel) in zip(axes, panels.items()):
-        ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1 if panel.ndim == 2 else None)
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle(title or str(sample.get("name", "")), fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def _to_tensors(sample: dict) -> dict:

@@ -1,26 +1,32 @@
 """Training GFM (Sect. 6.1 "Implementation details"; losses Eq. 2-8 in :mod:`gfm.train.losses`).
 
-:func:`train` runs one experiment of the grid (one track, backbone, RoSTa and ablation) and
-writes into ``<out_dir>/<experiment>/``:
+:func:`train` runs one experiment of the grid (one track, backbone, RoSTa and ablation) with one
+seed and writes the run folder ``<train.out>/<experiment>/s<seed>/`` (the contract of
+:mod:`gfm.model.checkpoint`, which writes and reads every ``.pt`` file):
 
-``checkpoint.pt``       after every epoch (atomic): model, optimiser, scaler, epoch, step, RNG
-                        states, config and the loss history so far; ``resume=True`` continues
-                        from it and, on CPU with a fixed seed, ends with the same weights as an
-                        uninterrupted run (data order and crops depend only on seed and epoch)
+``checkpoint.pt``       the resumable training state, at an epoch end when ``train.checkpoint_interval``
+                        seconds have passed since the last one, and after the last epoch: model,
+                        optimiser, scaler, epoch, step, RNG states, config and the loss history so far;
+                        ``resume=True`` continues from it and, on CPU with a fixed seed, ends with the
+                        same weights as an uninterrupted run (data order and crops depend only on seed
+                        and epoch)
 ``losses.csv``          one row per step (``step, epoch, total, glance, focus_alpha, focus_lap,
-                        fusion_alpha, fusion_lap, fusion_comp``), rewritten atomically at each
-                        epoch end -- the plot file of the ``train`` stage (``dvc plots``)
-``model.pt``            the final weights (state dict), read back by :func:`gfm.model.infer.load_model`
+                        fusion_alpha, fusion_lap, fusion_comp``), rewritten atomically at each epoch
+                        end -- the plot file of the ``train`` stage (``dvc plots``)
+``model.pt``            the final weights and their :class:`gfm.model.checkpoint.ModelSpec`, read back by
+                        :func:`gfm.model.checkpoint.load_run` / :func:`gfm.model.infer.load_model`
 ``train_summary.json``  steps, time, final losses, device, precision, parameter count, config
 
-The paper trains with Adam at a fixed learning rate of 1e-5 for 500 epochs (ORI-Track) or
-100 (COMP-Track) at 320 x 320; the sample profile trains a few hundred steps of the light
-``r18_lite`` backbone at 128 x 128 with lr 1e-3 so that something visible is learnt in about
-two minutes on two CPU cores.
+Every setting comes from ``params.yaml`` through :meth:`TrainConfig.from_params` (the stage entry
+is :func:`gfm.train.stage.run`, which trains every seed of ``train.seeds``). The paper trains with
+Adam at a fixed learning rate of 1e-5 for 500 epochs (ORI-Track) or 100 (COMP-Track) at 320 x 320.
 
 Devices: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU; ``precision="auto"`` picks
 bfloat16 autocast on GPUs that support it (float16 with a gradient scaler otherwise) and on
-CPUs with native bfloat16 (AMX or AVX512-BF16), float32 elsewhere. Models run channels-last.
+CPUs with native bfloat16 (AMX or AVX512-BF16), float32 elsewhere. Speed on the CPU
+(``benchmarks/bench_train_step.py``): channels-last, Adam's fused kernel, and glibc told to keep
+large blocks on the heap (:func:`gfm.model.fuse.keep_large_allocations_on_heap`: without it every
+step pays the page faults of its feature maps and of Adam's buffers again).
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1) it trains data-parallel with
 DistributedDataParallel (NCCL on CUDA, Gloo on CPU); each rank draws its own shard of the
 epoch's permutation and only rank 0 writes files.
@@ -42,88 +48,101 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from gfm.core.config import Params
+from gfm.core.device import autocast as device_autocast, resolve_device, resolve_precision
+from gfm.core.io import write_json, write_text
+from gfm.model import checkpoint
+from gfm.model.fuse import keep_large_allocations_on_heap
+from gfm.model.network import count_parameters
 from gfm.train import losses
 from gfm.train.dataset import MattingDataset, training_samples
-from gfm.core.device import autocast as device_autocast, resolve_device, resolve_precision
-from gfm.core.io import atomic_path, write_json, write_text
-from gfm.model.network import build_gfm, count_parameters
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "train",
-    "plot_training_curves",
-    "plot_predictions",
+    "run_name",
     "EpochSampler",
 ]
 
-CHECKPOINT, MODEL, LOSSES, SUMMARY = "checkpoint.pt", "model.pt", "losses.csv", "train_summary.json"
 
-
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of one training run (defaults: the paper's, GFM(r)-TT on the ORI-Track).
+    """Every setting of one training run: one experiment of ``train.experiments`` and one seed.
 
-    Lists may be given as comma-separated strings (``crop_sizes="160,240,320"``), as papermill
-    passes them.
+    Build it with :meth:`from_params`; the knobs and their defaults live in
+    :mod:`gfm.core.config` only. ``resume`` and ``progress`` are switches of the call, not
+    parameters of the pipeline.
     """
 
-    experiment: str = "ori-tt"
-    track: str = "ori"                       # "ori" or a composition route: coco | bg20k | rssn | ...
-    datasets: str = "artifacts/datasets"
-    composites: str = "artifacts/composites"
-    out_dir: str = "artifacts/models"
-    backbone: str = "r34"
-    rosta: str = "TT"                        # TT | FT | BT | RIM
-    decoder: str = "two"                     # two | single (Table 4 SINGLE)
-    ppm: str = "five"                        # five | one | none (Table 4)
-    bridge: bool = True                      # False: Table 4 "w/o BB"
-    pretrained: bool | str = False           # True: ImageNet weights from the local torch hub cache
-    crop_sizes: tuple = (640, 960, 1280)
-    input_size: int = 320
-    trimap_kernel: int = 25
-    ftbt_kernel: int = 50
-    fg_bg: str = "auto"                      # auto | files | alpha_blending (ORI-Track F and B)
-    epochs: int = 500
-    steps_per_epoch: int | None = None       # cap on the steps of an epoch
-    max_steps: int | None = None             # stop after this many steps (its epoch then counts as done)
-    batch_size: int = 32
-    lr: float = 1e-5
-    device: str = "auto"                     # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"                  # auto | fp32 | bf16 | fp16
-    channels_last: bool = True
-    seed: int = 0
-    workers: int = 0
-    cache: bool = False                      # keep decoded training images in memory
+    experiment: str
+    track: str
+    datasets: str
+    composites: str
+    out_dir: str
+    backbone: str
+    rosta: str
+    decoder: str
+    ppm: str
+    bridge: bool
+    pretrained: bool | str
+    crop_sizes: tuple
+    input_size: int
+    trimap_kernel: int
+    ftbt_kernel: int
+    fg_bg: str
+    epochs: int
+    steps_per_epoch: int | None
+    max_steps: int | None
+    batch_size: int
+    lr: float
+    device: str
+    precision: str
+    channels_last: bool
+    seed: int
+    workers: int
+    cache: bool
+    official_loss: bool | tuple
+    on_bad_sample: str
+    checkpoint_interval: float
     resume: bool = False
-    official_loss: bool | str = False        # True or names from gfm.train.losses.OFFICIAL_DIFFERENCES
-    on_bad_sample: str = "fail"              # fail | skip
     progress: bool = True
 
-    def __post_init__(self):
-        if isinstance(self.crop_sizes, str):
-            self.crop_sizes = tuple(int(c) for c in self.crop_sizes.split(",") if c.strip())
-        self.crop_sizes = tuple(int(c) for c in self.crop_sizes)
-        if isinstance(self.official_loss, str):
-            self.official_loss = sorted(losses.official_flags(self.official_loss)) or False
-            if self.official_loss == sorted(losses.OFFICIAL_DIFFERENCES):
-                self.official_loss = True
-        losses.official_flags(self.official_loss)
-        for name in ("epochs", "batch_size", "input_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.rosta not in ("TT", "FT", "BT", "RIM"):
-            raise ValueError(f"rosta must be TT, FT, BT or RIM, got {self.rosta!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+    @classmethod
+    def from_params(cls, params: Params, experiment: str, seed: int, *, resume: bool = False,
+                    progress: bool = True) -> "TrainConfig":
+        """The run of ``experiment`` (a name of ``train.experiments``) with ``seed`` (one of ``train.seeds``)."""
+        item, train = params.experiment(experiment), params.train
+        if seed not in train.seeds:
+            raise ValueError(f"{params.path}: train.seeds: seed {seed!r} is not one of {list(train.seeds)}")
+        return cls(experiment=experiment, track=item.track, datasets=params.data.datasets,
+                   composites=params.compose.out, out_dir=train.out, backbone=item.backbone, rosta=item.rosta,
+                   decoder=item.decoder, ppm=item.ppm, bridge=item.bridge, pretrained=item.pretrained,
+                   crop_sizes=tuple(train.crop_sizes), input_size=train.input_size,
+                   trimap_kernel=train.trimap_kernel, ftbt_kernel=train.ftbt_kernel, fg_bg=train.fg_bg,
+                   epochs=item.epochs, steps_per_epoch=item.steps_per_epoch, max_steps=item.max_steps,
+                   batch_size=item.batch_size, lr=train.lr, device=params.device, precision=train.precision,
+                   channels_last=train.channels_last, seed=seed, workers=train.workers, cache=train.cache,
+                   official_loss=train.official_loss, on_bad_sample=train.on_bad_sample,
+                   checkpoint_interval=train.checkpoint_interval, resume=resume, progress=progress)
+
+    @property
+    def run(self) -> str:
+        """The run's name in tables and JSON: ``<experiment>-s<seed>``."""
+        return run_name(self.experiment, self.seed)
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.out_dir) / self.experiment
+        """``<out_dir>/<experiment>/s<seed>``."""
+        return Path(self.out_dir) / self.experiment / f"s{self.seed}"
+
+    @property
+    def spec(self) -> checkpoint.ModelSpec:
+        """The network this run trains."""
+        return checkpoint.ModelSpec(self.backbone, self.rosta, decoder=self.decoder, ppm=self.ppm, bridge=self.bridge)
 
     def to_dict(self) -> dict:
+        """Plain data (JSON and checkpoint safe): tuples become lists."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
@@ -141,27 +160,35 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+def run_name(experiment: str, seed: int) -> str:
+    """``<experiment>-s<seed>``: how tables and JSON name one trained model."""
+    return f"{experiment}-s{seed}"
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train GFM according to ``config`` (module docstring); returns a :class:`TrainResult`.
 
     Raises ``FloatingPointError`` on a NaN/inf loss, naming the step and the batch's samples;
-    the checkpoint of the last finished epoch is kept.
+    the last checkpoint written is kept.
     """
     rank, world = _distributed_init(config.device)
     device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)) if world > 1 else None)
     precision = resolve_precision(config.precision, device)
     run_dir = config.run_dir
     is_main = rank == 0
+    if device.type == "cpu":
+        keep_large_allocations_on_heap()
 
     _seed_everything(config.seed)
-    model = build_gfm(config.backbone, config.rosta, pretrained=config.pretrained, decoder=config.decoder,
-                      ppm=config.ppm, bridge=config.bridge).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    for name, param in model.named_parameters():  # e.g. the ImageNet classifier: never gets a gradient
-        if name in set(model.unused_parameter_names()):
+    model = config.spec.build(pretrained=config.pretrained).to(device)
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory)
+    unused = set(model.unused_parameter_names())  # e.g. the ImageNet classifier: never gets a gradient
+    for name, param in model.named_parameters():
+        if name in unused:
             param.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                 fused=device.type in ("cpu", "cuda"))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
 
     samples = training_samples(config.track, config.datasets, config.composites, fg_bg=config.fg_bg,
@@ -171,22 +198,22 @@ def train(config: TrainConfig) -> TrainResult:
                              seed=config.seed, on_bad_sample=config.on_bad_sample, cache=config.cache)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
     if len(sampler) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(sampler)} training samples "
-                         f"per process of track {config.track!r}")
+        raise ValueError(f"train.experiments.{config.experiment}.batch_size: {config.batch_size} is larger than "
+                         f"the {len(sampler)} training samples per process of track {config.track!r}")
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
                         num_workers=config.workers, worker_init_fn=_WorkerSeed(config.seed),
                         pin_memory=device.type == "cuda")
     steps_per_epoch = len(loader) if config.steps_per_epoch is None else min(len(loader), config.steps_per_epoch)
 
     start_epoch, step, rows, elapsed = 0, 0, [], 0.0
-    checkpoint_path = run_dir / CHECKPOINT
+    checkpoint_path = run_dir / checkpoint.CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        state = checkpoint.load_training_state(checkpoint_path, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        start_epoch, step, rows, elapsed = state["epoch"], state["step"], state["history"], state.get("time", 0.0)
-        _set_rng_states(state["rng"])
+        start_epoch, step, rows, elapsed = state["epoch"], state["step"], list(state["history"]), state["time"]
+        checkpoint.set_rng_state(state["rng"])
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -196,8 +223,9 @@ def train(config: TrainConfig) -> TrainResult:
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     autocast = device_autocast(device, precision)
-    progress = _progress(config.progress and is_main, total_steps, step, config.experiment)
+    progress = _progress(config.progress and is_main, total_steps, step, config.run)
     t_start = time.perf_counter() - elapsed
+    last_saved, epoch = time.perf_counter(), start_epoch
     model.train()
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -208,36 +236,39 @@ def train(config: TrainConfig) -> TrainResult:
             for i, batch in enumerate(loader):
                 if i >= steps_per_epoch or step >= total_steps:
                     break
-                terms = _train_step(net, optimizer, scaler, batch, config, device, autocast, world)
+                terms = _train_step(net, optimizer, scaler, batch, config, memory, device, autocast, world)
                 step += 1
                 if not all(math.isfinite(v) for v in terms.values()):
                     bad = ", ".join(f"{k}={v}" for k, v in terms.items() if not math.isfinite(v))
                     raise FloatingPointError(
-                        f"{config.experiment}: non-finite loss at step {step} (epoch {epoch + 1}): {bad}; "
+                        f"{config.run}: non-finite loss at step {step} (epoch {epoch + 1}): {bad}; "
                         f"batch samples {list(batch['name'])}. The last good checkpoint is "
-                        f"{checkpoint_path if checkpoint_path.is_file() else 'none (first epoch)'}")
+                        f"{checkpoint_path if checkpoint_path.is_file() else 'none (none written yet)'}")
                 rows.append({"step": step, "epoch": epoch + 1, **terms})
                 progress.update(1)
                 progress.set_postfix({k: f"{v:.3f}" for k, v in terms.items()
                                       if k in ("total", "glance", "focus_alpha", "fusion_alpha", "fusion_comp")})
+            last = epoch + 1 == config.epochs or step >= total_steps
             if is_main:
-                _save_checkpoint(checkpoint_path, model, optimizer, scaler, epoch + 1, step, rows, config,
-                                 time.perf_counter() - t_start)
-                _write_losses(run_dir / LOSSES, rows)
+                if last or time.perf_counter() - last_saved >= config.checkpoint_interval:
+                    _save_checkpoint(checkpoint_path, model, optimizer, scaler, epoch + 1, step, rows, config,
+                                     time.perf_counter() - t_start)
+                    last_saved = time.perf_counter()
+                _write_losses(run_dir / checkpoint.LOSSES_FILE, rows)
     finally:
         progress.close()
     seconds = time.perf_counter() - t_start
     history = pd.DataFrame(rows)
     summary = _summary(config, model, history, step, seconds, device, precision, world, dataset)
     if is_main:
-        with atomic_path(run_dir / MODEL) as tmp:
-            torch.save(model.state_dict(), tmp)
-        write_json(run_dir / SUMMARY, summary)
-        _write_losses(run_dir / LOSSES, rows)
+        checkpoint.save_run(run_dir, model, config.spec, extra={"experiment": config.experiment, "track": config.track,
+                                                                "seed": config.seed, "run": config.run})
+        write_json(run_dir / checkpoint.SUMMARY_FILE, summary)
+        _write_losses(run_dir / checkpoint.LOSSES_FILE, rows)
     if world > 1:
         dist.barrier()
-    return TrainResult(model.eval(), history, summary, run_dir, run_dir / MODEL, checkpoint_path, run_dir / LOSSES,
-                       extra={"rank": rank, "world_size": world})
+    return TrainResult(model.eval(), history, summary, run_dir, run_dir / checkpoint.MODEL_FILE, checkpoint_path,
+                       run_dir / checkpoint.LOSSES_FILE, extra={"rank": rank, "world_size": world})
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +279,7 @@ class EpochSampler(Sampler):
     """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; rank ``r`` of ``world_size``
     takes every ``world_size``-th index (the permutation is padded by wrapping to equal shards)."""
 
-    def __init__(self, n: int, *, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, *, seed: int, rank: int = 0, world_size: int = 1):
         self.n, self.seed, self.rank, self.world_size, self.epoch = n, seed, rank, world_size, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -282,77 +313,10 @@ class _WorkerSeed:
 
 
 # --------------------------------------------------------------------------------------------
-# Loading and looking at a trained model
-# --------------------------------------------------------------------------------------------
-
-def plot_training_curves(history: pd.DataFrame | str | Path, *, terms=None, smooth: int = 5):
-    """Loss terms against the step (log scale; a rolling mean over ``smooth`` steps) -> Figure.
-
-    ``history`` is :attr:`TrainResult.history` or a ``losses.csv`` path.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if not isinstance(history, pd.DataFrame):
-        history = pd.read_csv(history)
-    if history.empty:
-        raise ValueError("history: no training steps to plot")
-    terms = list(terms or [c for c in losses.LOSS_TERMS if c in history.columns])
-    long = history.melt(id_vars=["step"], value_vars=terms, var_name="term", value_name="loss")
-    long["loss"] = long.groupby("term")["loss"].transform(lambda s: s.rolling(smooth, min_periods=1).mean())
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=long, x="step", y="loss", hue="term", ax=ax)
-    ax.set_yscale("log")
-    ax.set_title(f"training losses (rolling mean over {smooth} steps)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_predictions(model: torch.nn.Module, images, *, alphas=None, size: int = 320, titles=None):
-    """Glance / focus / fusion panels of ``model`` on a few images -> Figure.
-
-    One row per image: the image, the glance decoder's classes (arg-max: black background,
-    grey transition, white foreground; FT/BT: white = class 1), the focus decoder's alpha, the
-    collaborative matte and, if ``alphas`` are given, the ground truth.
-    """
-    import matplotlib.pyplot as plt
-
-    from gfm.model.infer import predict  # inference lives in one place (gfm.model.infer)
-
-    images = list(images)
-    if not images:
-        raise ValueError("images: nothing to show")
-    columns = ["image", "glance", "focus", "fusion"] + (["ground truth"] if alphas is not None else [])
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(2.6 * len(columns), 2.3 * len(images)),
-                             squeeze=False)
-    for row, image in enumerate(images):
-        was_training = model.training
-        out = predict(model, image, strategy="resize", d=min(image.shape[:2]) / size,
-                      device=next(model.parameters()).device)
-        model.train(was_training)
-        glance = out["glance"] / max(out["glance_probs"].shape[0] - 1, 1)
-        panels = [image, glance, out["focus"], out["fusion"]]
-        if alphas is not None:
-            panels.append(alphas[row])
-        for col, (name, panel) in enumerate(zip(columns, panels)):
-            ax = axes[row, col]
-            ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=255 if panel.ndim == 3 else (
-                255 if panel.dtype == np.uint8 else 1))
-            ax.set_xticks([]), ax.set_yticks([])
-            if row == 0:
-                ax.set_title(name)
-        if titles is not None:
-            axes[row, 0].set_ylabel(titles[row])
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _train_step(net, optimizer, scaler, batch, config, device, autocast, world) -> dict:
-    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+def _train_step(net, optimizer, scaler, batch, config, memory, device, autocast, world) -> dict:
     tensors = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
     tensors["image"] = tensors["image"].contiguous(memory_format=memory)
     optimizer.zero_grad(set_to_none=True)
@@ -387,28 +351,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 def _save_checkpoint(path: Path, model, optimizer, scaler, epoch: int, step: int, rows: list, config: TrainConfig,
                      seconds: float) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-             "epoch": epoch, "step": step, "rng": _rng_states(), "sampler_seed": config.seed,
-             "config": config.to_dict(), "history": list(rows), "time": seconds}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+             "epoch": epoch, "step": step, "rng": checkpoint.rng_state(), "config": config.to_dict(),
+             "history": list(rows), "time": seconds}
+    checkpoint.save_training_state(path, state)
 
 
 def _write_losses(path: Path, rows: list) -> None:
@@ -420,11 +368,13 @@ def _write_losses(path: Path, rows: list) -> None:
 def _summary(config, model, history, step, seconds, device, precision, world, dataset) -> dict:
     last_epoch = history[history["epoch"] == history["epoch"].max()] if len(history) else history
     final = {k: float(last_epoch[k].mean()) for k in history.columns if k not in ("step", "epoch")}
-    return {"experiment": config.experiment, "steps": int(step), "epochs": int(history["epoch"].max()) if len(history) else 0,
+    return {"experiment": config.experiment, "seed": config.seed, "run": config.run, "steps": int(step),
+            "epochs": int(history["epoch"].max()) if len(history) else 0,
             "time_s": round(seconds, 2), "seconds_per_step": round(seconds / max(step, 1), 4),
             "final_losses": final, "device": str(device), "precision": precision, "world_size": world,
-            "parameters": count_parameters(model), "training_samples": len(dataset),
-            "skipped_samples": list(dataset.skipped), "torch": torch.__version__, "config": config.to_dict()}
+            "threads": torch.get_num_threads(), "parameters": count_parameters(model),
+            "training_samples": len(dataset), "skipped_samples": list(dataset.skipped), "torch": torch.__version__,
+            "config": config.to_dict()}
 
 
 def _distributed_init(device: str) -> tuple[int, int]:

@@ -1,0 +1,253 @@
+"""Training-step time of the sample profile's GFM on the CPU: where a step goes, and what makes it faster.
+
+One training step of :mod:`gfm.train.loop` is split into its phases -- ``data`` (a batch of
+:class:`gfm.train.dataset.MattingDataset` samples, decoded images cached as ``train.cache: true``
+does), ``forward``, ``loss`` (Eq. 2-8, :func:`gfm.train.losses.gfm_loss`), ``backward`` and
+``adam`` (the optimiser step) -- and timed for a set of variants. Every variant changes one thing
+against ``today`` (the sample profile before issue 11: r18_lite, 128 px input, crops {160, 240,
+320}, batch 8, channels-last, PyTorch's default thread count and allocator, Adam's ``foreach``
+implementation, fp32):
+
+``nchw``        channels-last off
+``threads1``    one intra-op thread (of the machine's cores)
+``heap``        glibc keeps large blocks on the heap (:func:`gfm.model.fuse.keep_large_allocations_on_heap`)
+``fused``       Adam's fused kernel (``fused=True``)
+``bf16``        bfloat16 autocast -- only run where :func:`gfm.core.device.cpu_has_native_bf16`
+``s96``, ``s160``  input 96 / 160 px (crops scaled alike), ``b4``, ``b16``: batch 4 / 16
+``loop``        what :func:`gfm.train.loop.train` does now (heap + fused Adam + channels-last)
+``chosen``      ``loop`` with the recommended sample input (``--size``, ``--crops``, ``--batch``)
+
+Extra variants are ``name:key=value+key=value`` with keys ``size``, ``crops`` (``/``-separated), ``batch``,
+``threads``, ``channels_last``, ``heap``, ``fused``, ``bf16`` (0/1).
+
+This machine is a shared 2-core VM whose speed changes by tens of percent from one minute to the
+next, so each variant runs in its own process (the allocator setting is process-wide), the
+variants take turns for ``--rounds`` rounds, and a variant's speed-up is the median over rounds
+of (``today``'s step time / the variant's) in the same round. Run::
+
+    PYTHONPATH=. python benchmarks/bench_train_step.py [--datasets artifacts/datasets] [--rounds 3] \\
+        [--variants today,nchw,threads1,heap,fused,s96,b4,loop,chosen]
+
+``--validate SECONDS`` also trains the ORI-Track GFM (``params.yaml``'s ``ori-tt``, one seed) with the
+``loop`` settings for that long and scores it on the validation split (hybrid test with
+``evaluate.d1``/``d2``; SAD as in the evaluation stage) next to the blank matte (alpha = 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PHASES = ("data", "forward", "loss", "backward", "adam")
+TODAY = {"size": 128, "crops": (160, 240, 320), "batch": 8, "threads": 0, "channels_last": 1, "heap": 0,
+         "fused": 0, "bf16": 0}
+NAMED = {
+    "today": {},
+    "nchw": {"channels_last": 0},
+    "threads1": {"threads": 1},
+    "heap": {"heap": 1},
+    "fused": {"fused": 1},
+    "bf16": {"bf16": 1},
+    "s96": {"size": 96, "crops": (120, 180, 240)},
+    "s160": {"size": 160, "crops": (200, 300, 360)},
+    "b4": {"batch": 4},
+    "b16": {"batch": 16},
+    "loop": {"heap": 1, "fused": 1},
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="artifacts/datasets", help="folder holding am2k/train (or the world: data)")
+    parser.add_argument("--variants", default="today,nchw,threads1,heap,fused,bf16,s96,b4,loop,chosen",
+                        help="comma-separated names (module docstring) or name:key=value+key=value")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per variant, taking turns")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per process (after one warm-up step)")
+    parser.add_argument("--size", type=int, default=96, help="input of the 'chosen' variant")
+    parser.add_argument("--crops", default="144/192/288", help="crops of the 'chosen' variant ('/'-separated)")
+    parser.add_argument("--batch", type=int, default=8, help="batch of the 'chosen' variant")
+    parser.add_argument("--validate", type=float, default=0.0,
+                        help="also train ori-tt for this many seconds and score it on the validation split")
+    parser.add_argument("--params", default="params.yaml", help="params file of --validate")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args, json.loads(args.worker))
+
+    chosen = {"heap": 1, "fused": 1, "size": args.size, "crops": _crops(args.crops), "batch": args.batch}
+    variants = _variants(args.variants, chosen, parser)
+    from gfm.core.device import cpu_has_native_bf16
+
+    if "bf16" in variants and not cpu_has_native_bf16():
+        print("bf16: skipped (this CPU has no native bfloat16: gfm.core.device.cpu_has_native_bf16() is False)")
+        del variants["bf16"]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {v: [] for v in variants}
+        for r in range(args.rounds):
+            for name, spec in variants.items():
+                out = Path(tmp) / f"{name}-{r}.json"
+                cmd = [sys.executable, __file__, "--worker", json.dumps(spec), "--out", str(out),
+                       "--datasets", args.datasets, "--steps", str(args.steps)]
+                subprocess.run(cmd, check=True)
+                runs[name].append(json.loads(out.read_text()))
+                print(f"round {r + 1}/{args.rounds} {name:10s} {_step(runs[name][-1]):6.3f} s/step", flush=True)
+        _report(variants, runs)
+    if args.validate:
+        _validate(args, chosen)
+
+
+def _variants(text: str, chosen: dict, parser) -> dict:
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, _, extra = item.partition(":")
+        if extra:
+            spec = {}
+            for pair in extra.split("+"):
+                key, _, value = pair.partition("=")
+                if key not in TODAY:
+                    parser.error(f"--variants {item!r}: unknown key {key!r} (known: {', '.join(TODAY)})")
+                spec[key] = _crops(value) if key == "crops" else int(value)
+        elif name == "chosen":
+            spec = chosen
+        elif name in NAMED:
+            spec = NAMED[name]
+        else:
+            parser.error(f"--variants: unknown variant {name!r} (known: {', '.join([*NAMED, 'chosen'])})")
+        out[name] = {**TODAY, **spec}
+    if next(iter(out), None) != "today":
+        parser.error("--variants must start with 'today' (the baseline of every ratio)")
+    return out
+
+
+def _crops(text: str) -> tuple:
+    return tuple(int(c) for c in str(text).split("/") if c.strip())
+
+
+def _step(run: dict) -> float:
+    return sum(statistics.median(run[p]) for p in PHASES)
+
+
+def _report(variants: dict, runs: dict) -> None:
+    first = runs["today"][0]
+    print(f"\nGFM(r18_lite)-TT training step on {first['cpu']}, {first['threads']} threads by default, "
+          f"native bf16: {first['bf16_native']}; {len(runs['today'])} rounds, a fresh process per round; "
+          f"median seconds per phase")
+    print(f"{'variant':10s} {'size':>4s} {'batch':>5s} " + " ".join(f"{p:>8s}" for p in PHASES)
+          + f" {'step':>7s} {'ms/sample':>9s} {'speed-up':>8s} {'per-sample':>10s}")
+    for name, spec in variants.items():
+        step = statistics.median(_step(r) for r in runs[name])
+        ratios = [_step(b) / _step(x) for b, x in zip(runs["today"], runs[name])]
+        per_sample = [(_step(b) / TODAY["batch"]) / (_step(x) / spec["batch"]) for b, x in zip(runs["today"], runs[name])]
+        phases = " ".join(f"{statistics.median(v for r in runs[name] for v in [statistics.median(r[p])]):8.3f}"
+                          for p in PHASES)
+        print(f"{name:10s} {spec['size']:4d} {spec['batch']:5d} {phases} {step:7.3f} {1e3 * step / spec['batch']:9.1f} "
+              f"{statistics.median(ratios):7.2f}x {statistics.median(per_sample):9.2f}x")
+    print("speed-up: today's step time / the variant's in the same round (median over rounds); per-sample: the "
+          "same per training sample (batch sizes differ)")
+
+
+def _worker(args, spec: dict) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from gfm.core.device import autocast, cpu_has_native_bf16
+    from gfm.model.fuse import keep_large_allocations_on_heap
+    from gfm.model.network import build_gfm
+    from gfm.train import losses
+    from gfm.train.dataset import MattingDataset, ori_track_samples
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    if spec["heap"]:
+        keep_large_allocations_on_heap()
+    torch.manual_seed(0)
+    model = build_gfm("r18_lite", "TT")
+    memory = torch.channels_last if spec["channels_last"] else torch.contiguous_format
+    model = model.to(memory_format=memory).train()
+    unused = set(model.unused_parameter_names())
+    params = [p for n, p in model.named_parameters() if n not in unused]
+    optimizer = torch.optim.Adam(params, lr=1e-3, **({"fused": True} if spec["fused"] else {}))
+    dataset = MattingDataset(ori_track_samples(args.datasets), input_size=spec["size"], crop_sizes=spec["crops"],
+                             trimap_kernel=8, ftbt_kernel=16, seed=0, cache=True)
+    for i in range(len(dataset)):
+        dataset.load(i)                                   # decoded once, as from the second epoch on
+    loader = DataLoader(dataset, batch_size=spec["batch"], shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
+    context = autocast(torch.device("cpu"), "bf16" if spec["bf16"] else "fp32")
+    times = {p: [] for p in PHASES}
+    batches = iter(())
+    for step in range(args.steps + 1):
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        tensors = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+        tensors["image"] = tensors["image"].contiguous(memory_format=memory)
+        t1 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with context:
+            outputs = model(tensors["image"])
+        t2 = time.perf_counter()
+        total, _ = losses.gfm_loss({k: v.float() for k, v in outputs.items()}, tensors, "TT")
+        t3 = time.perf_counter()
+        total.backward()
+        t4 = time.perf_counter()
+        optimizer.step()
+        t5 = time.perf_counter()
+        if step:                                          # step 0: oneDNN primitives, allocator warm-up
+            for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                times[phase].append(seconds)
+    Path(args.out).write_text(json.dumps({**times, "threads": torch.get_num_threads(), "cpu": platform.processor()
+                                          or platform.machine(), "bf16_native": cpu_has_native_bf16()}))
+
+
+def _validate(args, chosen: dict) -> None:
+    """Train ori-tt (seed 0) for ``--validate`` seconds with the ``chosen`` input; SAD vs the blank matte."""
+    import dataclasses
+
+    import numpy as np
+
+    from gfm.core.config import load_params
+    from gfm.evaluate.run import evaluate_model
+    from gfm.train.loop import TrainConfig, train
+
+    params = load_params(args.params)
+    config = TrainConfig.from_params(params, "ori-tt", params.train.seeds[0], progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = dataclasses.replace(config, out_dir=tmp)
+        start = time.perf_counter()
+        result = train(config)
+        seconds = time.perf_counter() - start
+        ev = params.evaluate
+        frame = evaluate_model(result.model, Path(config.datasets), strategy=ev.strategy, d1=ev.d1, d2=ev.d2,
+                               device="cpu", progress=False, workers=0)
+    blank = _blank_sad(Path(config.datasets))
+    print(f"\nori-tt seed {config.seed}: {result.summary['steps']} steps in {seconds:.1f} s "
+          f"({result.summary['seconds_per_step']:.3f} s/step); validation SAD {frame['sad'].mean():.2f} "
+          f"vs blank matte {blank:.2f} (ratio {frame['sad'].mean() / blank:.2f}); per image "
+          f"{np.round(frame['sad'].to_numpy(), 1).tolist()}")
+
+
+def _blank_sad(datasets: Path) -> float:
+    import numpy as np
+
+    from gfm.core.io import read_alpha
+    from gfm.evaluate import metrics
+    from gfm.evaluate.run import validation_split
+
+    split = validation_split(datasets)
+    return float(np.mean([metrics.evaluate(np.zeros_like(gt, np.float64), gt / 255.0, None)["sad"]
+                          for gt in (read_alpha(split.mask_path(n)) for n in split.names())]))
+
+
+if __name__ == "__main__":
+    main()
