@@ -52,6 +52,13 @@ def _tiny_params(dst: Path) -> None:
     yaml = YAML()
     params = yaml.load((ROOT / "params.yaml").read_text())
     params["compose"].update(TINY)
+    grid = params["train"]["experiments"]  # only the experiments the tiny routes can feed (cross-checked)
+    for name in [n for n, e in grid.items() if e["track"] not in ("ori", *TINY["routes"])]:
+        del grid[name]
+    for name, item in grid.items():
+        if item["track"] != "ori":
+            item["data"] = f"{TINY['out']}/{item['track']}"
+    params["evaluate"]["experiments"] = [n for n in params["evaluate"]["experiments"] if n in grid]
     with open(dst / "params.yaml", "w") as handle:
         yaml.dump(params, handle)
     load_params(dst / "params.yaml")
