@@ -65,7 +65,7 @@ def test_stages_are_named_as_the_paper_steps():
     names = stage_names(ROOT)
     prefixes = {name.split("@")[0] for name in names}
     assert "download" in prefixes
-    assert prefixes <= {"download", "bg20k", "compose", "train", "evaluate", "report"}, names
+    assert prefixes <= {"download", "bg20k", "compose", "train", "evaluate", "paper", "matte", "html"}, names
 
 
 def test_second_repro_does_nothing_and_params_rerun_only_their_stages(project):
