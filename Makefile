@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt .jupyter/jupyter_server_config.py Makef
 ## Command 1: set up and regenerate every result on the embedded world (offline, CPU).
 repro: $(STAMP)
 	$(BIN)/dvc repro
-	@$(BIN)/dvc metrics show
+	@$(BIN)/python -m gfm.report.findings metrics/findings.json
 
 ## Command 2: set up and run the test suite.
 test: $(STAMP)

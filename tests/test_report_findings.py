@@ -134,3 +134,17 @@ def test_forest_plot_clips_large_values():
     assert any(t.get_text() == "4" for t in ax.texts)
     assert [line.get_marker() for line in ax.get_lines() if line.get_marker() not in ("None", "")] == [">"]
     plt.close(fig)
+
+
+def test_summary_lines_fit_a_terminal():
+    from gfm.report.findings import summary_lines
+
+    result = {"claims": {"two_decoders": {"kind": "paper", "verdict": "reproduced", "diff": -2.7,
+                                          "ci95": [-3.5, -1.9], "n_images": 120, "n_seeds": 3},
+                         "ppm": {"kind": "paper", "verdict": "not_run", "diff": None, "ci95": [None, None]}},
+              "summary": {"reproduced": 1, "contradicted": 0, "inconclusive": 0, "not_run": 1}}
+    lines = summary_lines(result)
+    assert lines[0].startswith("two_decoders") and "reproduced" in lines[0] and "[-3.5, -1.9]" in lines[0]
+    assert lines[1].split() == ["ppm", "paper", "not_run"]
+    assert lines[-1] == "1 reproduced, 0 contradicted, 0 inconclusive, 1 not_run"
+    assert max(map(len, lines)) <= 110

@@ -126,6 +126,34 @@ def findings_table(result: Mapping) -> pd.DataFrame:
                                        "threshold", "n_images", "n_seeds", "verdict", "evidence", "note"])
 
 
+def summary_lines(result: Mapping) -> list[str]:
+    """The findings as short terminal lines: one per claim (verdict, difference, interval, n), then the counts."""
+    lines = []
+    for claim_id, entry in result["claims"].items():
+        lo, hi = (entry.get("ci95") or [None, None])[:2]
+        numbers = ("" if entry.get("diff") is None else
+                   f"diff {entry['diff']:+.4g}  95% CI [{lo:+.4g}, {hi:+.4g}]  "
+                   f"n = {entry.get('n_images')} images x {entry.get('n_seeds')} seeds")
+        lines.append(f"{claim_id:<20} {entry['kind']:<8} {entry['verdict']:<13} {numbers}".rstrip())
+    lines.append(", ".join(f"{v} {k}" for k, v in result["summary"].items()))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gfm.report.findings [metrics/findings.json]``: the verdicts in the terminal."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m gfm.report.findings", description=main.__doc__)
+    parser.add_argument("findings", nargs="?", default="metrics/findings.json", help="(default: %(default)s)")
+    path = Path(parser.parse_args(argv).findings)
+    if not path.is_file():
+        print(f"{path}: no findings yet (run the pipeline: make repro)")
+        return 1
+    print("\n".join(summary_lines(json.loads(path.read_text()))))
+    return 0
+
+
 def forest_plot(result: Mapping, *, limit: float = 1.5):
     """Each claim's statistic with its 95 % interval on a per-claim normalised scale -> Figure.
 
@@ -192,3 +220,7 @@ def _round(value):
 
 def _float(value) -> float:
     return math.nan if value is None else float(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
