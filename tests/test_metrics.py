@@ -373,3 +373,15 @@ def test_metric_lists_are_the_papers_columns():
     assert metrics.TABLE1_METRICS == (*metrics.MAIN_METRICS, "sad_trans", "sad_fg", "sad_bg")
     assert set(metrics.TABLE1_METRICS) <= set(metrics.KEYS)
     assert set(metrics.evaluate(PRED, GT, TRIMAP)) == set(metrics.KEYS)
+
+
+def test_a_value_just_outside_0_1_is_named_exactly():
+    import numpy as np
+    import pytest
+
+    from gfm.evaluate import metrics
+
+    pred = np.zeros((4, 5))
+    pred[2, 3] = 1 + 1e-9
+    with pytest.raises(ValueError, match=r"1 value\(s\) outside, the first 1\.000000001 at row 2, column 3"):
+        metrics.sad(pred, np.zeros((4, 5)))

@@ -598,7 +598,10 @@ def _check_alpha(alpha, name):
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{name} must be finite, found NaN or inf")
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], found values in [{lo:g}, {hi:g}]")
+        outside = (alpha < 0.0) | (alpha > 1.0)
+        y, x = np.argwhere(outside)[0]
+        raise ValueError(f"{name} must lie in [0, 1]: {int(outside.sum())} value(s) outside, the first "
+                         f"{float(alpha[y, x])!r} at row {y}, column {x} (range {float(lo)!r} to {float(hi)!r})")
     return alpha
 
 
