@@ -28,9 +28,9 @@ of (``today``'s step time / the variant's) in the same round. Run::
     PYTHONPATH=. python benchmarks/bench_train_step.py [--datasets artifacts/datasets] [--rounds 3] \\
         [--variants today,nchw,threads1,heap,fused,s96,b4,loop,chosen]
 
-``--validate SECONDS`` also trains the ORI-Track GFM (``params.yaml``'s ``ori-tt``, one seed) with the
-``loop`` settings for that long and scores it on the validation split (hybrid test with
-``evaluate.d1``/``d2``; SAD as in the evaluation stage) next to the blank matte (alpha = 0).
+``--validate`` also trains the ORI-Track GFM (``--params``' ``ori-tt``, its first seed) exactly as the
+train stage does and scores it on the validation split (the evaluation stage's hybrid test with
+``evaluate.d1``/``d2`` and its SAD) next to the blank matte (alpha = 0 everywhere).
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=96, help="input of the 'chosen' variant")
     parser.add_argument("--crops", default="144/192/288", help="crops of the 'chosen' variant ('/'-separated)")
     parser.add_argument("--batch", type=int, default=8, help="batch of the 'chosen' variant")
-    parser.add_argument("--validate", type=float, default=0.0,
-                        help="also train ori-tt for this many seconds and score it on the validation split")
+    parser.add_argument("--validate", action="store_true",
+                        help="also train ori-tt as --params says and score it on the validation split")
     parser.add_argument("--params", default="params.yaml", help="params file of --validate")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
                 print(f"round {r + 1}/{args.rounds} {name:10s} {_step(runs[name][-1]):6.3f} s/step", flush=True)
         _report(variants, runs)
     if args.validate:
-        _validate(args, chosen)
+        _validate(args)
 
 
 def _variants(text: str, chosen: dict, parser) -> dict:
@@ -210,30 +210,31 @@ def _worker(args, spec: dict) -> None:
                                           or platform.machine(), "bf16_native": cpu_has_native_bf16()}))
 
 
-def _validate(args, chosen: dict) -> None:
-    """Train ori-tt (seed 0) for ``--validate`` seconds with the ``chosen`` input; SAD vs the blank matte."""
+def _validate(args) -> None:
+    """Train ori-tt (first seed of ``train.seeds``) as ``--params`` says; validation SAD vs the blank matte."""
     import dataclasses
 
     import numpy as np
 
     from gfm.core.config import load_params
     from gfm.evaluate.run import evaluate_model
-    from gfm.train.loop import TrainConfig, train
+    from gfm.train.loop import train
+    from gfm.train.stage import configs
 
     params = load_params(args.params)
-    config = TrainConfig.from_params(params, "ori-tt", params.train.seeds[0], progress=False)
+    config = configs(params, "ori-tt", progress=False)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        config = dataclasses.replace(config, out_dir=tmp)
         start = time.perf_counter()
-        result = train(config)
+        result = train(dataclasses.replace(config, out_dir=tmp))
         seconds = time.perf_counter() - start
         ev = params.evaluate
         frame = evaluate_model(result.model, Path(config.datasets), strategy=ev.strategy, d1=ev.d1, d2=ev.d2,
                                device="cpu", progress=False, workers=0)
     blank = _blank_sad(Path(config.datasets))
-    print(f"\nori-tt seed {config.seed}: {result.summary['steps']} steps in {seconds:.1f} s "
-          f"({result.summary['seconds_per_step']:.3f} s/step); validation SAD {frame['sad'].mean():.2f} "
-          f"vs blank matte {blank:.2f} (ratio {frame['sad'].mean() / blank:.2f}); per image "
+    print(f"\nori-tt seed {config.seed} ({config.input_size} px, crops {list(config.crop_sizes)}, batch "
+          f"{config.batch_size}, lr {config.lr:g}): {result.summary['steps']} steps in {seconds:.1f} s "
+          f"({result.summary['seconds_per_step']:.3f} s/step); validation SAD {frame['sad'].mean():.2f} vs blank "
+          f"matte {blank:.2f} (ratio {frame['sad'].mean() / blank:.2f}); per image "
           f"{np.round(frame['sad'].to_numpy(), 1).tolist()}")
 
 

@@ -69,7 +69,7 @@ def test_repo_params_load_typed(params):
     assert list(params.train.experiments) == ["ori-tt", "coco-tt", "bg20k-tt", "rssn-tt", "ori-single"]
     assert isinstance(params.train.experiments["ori-tt"], Experiment)
     assert params.evaluate.experiments == ("ori-tt", "coco-tt", "bg20k-tt", "rssn-tt", "ori-single")
-    assert params.evaluate.table6_d == (1.5, 2.0, 3.0) and all(isinstance(d, float) for d in params.evaluate.table6_d)
+    assert params.evaluate.table6_d == (2.0, 3.0, 4.0) and all(isinstance(d, float) for d in params.evaluate.table6_d)
     assert params.report.out == "reports"
 
 
@@ -110,7 +110,7 @@ def test_list_form_and_legacy_comma_strings_agree(raw, params):
     lists["compose"].update(routes=["coco", "bg20k", "rssn"], blur_kernels=[7, 10, 13, 17, 20])
     lists["train"]["crop_sizes"] = [160, 240, 320]
     lists["evaluate"].update(experiments=["ori-tt", "coco-tt", "bg20k-tt", "rssn-tt", "ori-single"],
-                             table6_d=[1.5, 2, 3], table6_single=[1.5, 1.7, 1.9, 2.3, 2.7],
+                             table6_d=[2, 3, 4], table6_single=[2.0, 2.2, 2.6, 3.0],
                              complexity_backbones=["r34", "d121", "r34_2b", "r101"], latency_backbones=["r34"])
     assert parse_params(lists) == params
     legacy = copy.deepcopy(raw)
@@ -479,3 +479,16 @@ def test_data_deadline_and_retries_defaults_live_in_the_library():
     assert fields["deadline"].default is None and fields["retries"].default is None
     assert "gfm.data.fetch.DEADLINE, 6 hours" in fields["deadline"].metadata["doc"] and fetch.DEADLINE == 6 * 3600
     assert "gfm.data.fetch.RETRIES" in fields["retries"].metadata["doc"]
+
+
+def test_train_ema_is_optional_and_checked(raw):
+    mapping = copy.deepcopy(raw)
+    mapping["train"].pop("ema", None)
+    assert parse_params(mapping).train.ema == 0.0                         # off: the paper's last weights
+    mapping["train"]["ema"] = 0.95
+    assert parse_params(mapping).train.ema == 0.95
+    for value, fragment in ((1.0, "must be in [0, 1)"), (-0.1, "must be in [0, 1)"), ("0.9", "expected a number")):
+        bad = copy.deepcopy(mapping)
+        bad["train"]["ema"] = value
+        error = _error(bad)
+        assert error.key == "train.ema" and fragment in str(error)

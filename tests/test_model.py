@@ -176,7 +176,7 @@ def test_parameter_counts_of_table7():
     assert count_parameters(r34) - count_parameters(r34, include_unused_classifier=False) == 512 * 1000 + 1000
 
 
-@pytest.mark.parametrize("backbone", ["r34", "r34_2b", "d121", "r101", "r18_lite"])
+@pytest.mark.parametrize("backbone", ["r34", "r34_2b", "d121", "r101", "r18_lite", "r18_slim"])
 def test_unused_parameters_are_exactly_those_no_forward_call_touches(backbone):
     model = build_on_meta(backbone, "RIM")
     called = set()
@@ -217,7 +217,7 @@ def check_outputs(out: dict, rosta: str, n: int, size: int, values: bool) -> Non
 
 def variant_grid():
     """Every backbone x RoSTa x ablation; the defaults and r34's ablations stay fast, the rest is slow."""
-    for backbone in PAPER_BACKBONES + ("r18_lite",):
+    for backbone in PAPER_BACKBONES + ("r18_lite", "r18_slim"):
         for i, ablation in enumerate(ABLATIONS):
             for j, rosta in enumerate(("TT", "FT", "BT", "RIM")):
                 fast = not ablation or (backbone == "r34" and j == i % 4)
@@ -269,7 +269,7 @@ def test_bad_arguments_are_named():
 
 
 def test_registry():
-    assert set(PAPER_BACKBONES) | {"r18_lite"} <= set(list_backbones())
+    assert set(PAPER_BACKBONES) | {"r18_lite", "r18_slim"} <= set(list_backbones())
 
 
 # --------------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def test_from_params_takes_every_setting_from_the_typed_params(world, tmp_path):
                  "max_steps"):
         assert getattr(config, name) == getattr(item, name), name
     for name in ("input_size", "trimap_kernel", "ftbt_kernel", "lr", "precision", "workers", "cache",
-                 "official_loss", "fg_bg", "channels_last", "on_bad_sample"):
+                 "official_loss", "fg_bg", "channels_last", "on_bad_sample", "checkpoint_interval", "ema"):
         assert getattr(config, name) == getattr(params.train, name), name
     # no second copy of the defaults: every field but the call switches must be given
     required = {f.name for f in dataclasses.fields(tr.TrainConfig) if f.default is dataclasses.MISSING}
@@ -265,16 +265,50 @@ def test_checkpoints_are_written_at_the_interval_and_after_the_last_epoch(world,
 
 
 @pytest.mark.slow
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(world, tmp_path):
-    straight = tr.train(_config(world, tmp_path / "a", epochs=2))
-    tr.train(_config(world, tmp_path / "b", epochs=1))
-    resumed = tr.train(_config(world, tmp_path / "b", epochs=2, resume=True))
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(world, tmp_path, ema):
+    straight = tr.train(_config(world, tmp_path / "a", train={"ema": ema}, epochs=2))
+    tr.train(_config(world, tmp_path / "b", train={"ema": ema}, epochs=1))
+    resumed = tr.train(_config(world, tmp_path / "b", train={"ema": ema}, epochs=2, resume=True))
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
     pd.testing.assert_frame_equal(straight.history, resumed.history)
     assert resumed.summary["steps"] == 4
+
+
+def test_weight_average_is_an_exponential_moving_average_with_warm_up():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = tr.WeightAverage(model, 0.5)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = {k: v.clone() for k, v in start.items() if v.is_floating_point()}
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        model(torch.randn(4, 3))                          # moves the batch-norm statistics
+        d = min(0.5, (1 + step) / (10 + step))            # warm-up: 2/11, 3/12, 4/13
+        for k in expected:
+            expected[k] = d * expected[k] + (1 - d) * model.state_dict()[k]
+        average.update(model, step)
+    for k, v in expected.items():
+        torch.testing.assert_close(average.state_dict()[k], v)
+    assert average.state_dict()["1.num_batches_tracked"].item() == 3   # integer buffers are copied
+    with pytest.raises(ValueError, match=r"train\.ema.*\(0, 1\)"):
+        tr.WeightAverage(model, 1.0)
+
+
+def test_ema_run_saves_the_average_and_keeps_the_raw_weights_for_resuming(world, tmp_path):
+    result = tr.train(_config(world, tmp_path, train={"ema": 0.9}, epochs=1))
+    saved, _ = checkpoint.load_run(result.run_dir)
+    state = checkpoint.load_training_state(result.checkpoint_path)
+    assert set(state["ema"]) == set(state["model"])
+    for key, value in saved.state_dict().items():
+        assert torch.equal(value, state["ema"][key]), key
+        assert torch.equal(result.model.state_dict()[key], value), key
+    moved = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.equal(v, state["ema"][k])]
+    assert moved                                          # the average is not the last weights
 
 
 def test_non_finite_loss_names_step_and_samples_and_keeps_the_checkpoint(world, tmp_path, monkeypatch):

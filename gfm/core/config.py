@@ -74,7 +74,7 @@ ROUTES = ("coco", "bg20k", "rssn", "rssn_blur", "rssn_denoise", "rssn_noise")  #
 FG_METHODS = ("cf", "ml", "naive", "premultiplied")                 # gfm.compose.foreground.METHODS
 DENOISERS = ("bm3d", "nlm", "none")                                 # gfm.compose.denoise.METHODS
 RESIZE_MODES = ("stretch", "cover")                                 # gfm.compose.rssn.RESIZE_MODES
-BACKBONES = ("d121", "r101", "r18_lite", "r34", "r34_2b")           # gfm.model.backbones.list_backbones()
+BACKBONES = ("d121", "r101", "r18_lite", "r18_slim", "r34", "r34_2b")           # gfm.model.backbones.list_backbones()
 ROSTAS = ("TT", "FT", "BT", "RIM")                                  # gfm.model.network.ROSTAS
 DECODERS = ("two", "single")                                        # gfm.model.network.GFM
 PPMS = ("five", "one", "none")                                      # gfm.model.network.GFM
@@ -523,6 +523,9 @@ class TrainStageConfig:
     checkpoint_interval: float = _knob(_Float(0.0),
                                        doc="seconds between resumable checkpoints (at an epoch end; 0: every "
                                            "epoch); one is always written after the last epoch")
+    ema: float = _knob(_Float(0.0, 1.0, max_open=True), 0.0,
+                       doc="decay of an exponential moving average of the weights, saved as the model (0: off, "
+                           "the paper's last weights)")
 
     def metrics_path(self, experiment: str) -> str:
         return posixpath.join(self.metrics_dir, f"{experiment}.json")

@@ -71,11 +71,8 @@ def evaluate_model(model, validation_dir: str | Path, *, strategy: str = "hybrid
         Untimed predictions of the first image before timing (lazy initialisation, caches).
     optimise : bool
         Run a GFM module through :func:`gfm.model.network.optimise_for_inference` first (batch norms
-        folded, fused oneDNN convolutions, weights prepacked for the first input size). Off by
-        default: measured on a 2-core CPU with the sample's r18_lite (one thread), the optimised
-        network is 2.2x faster at the first input size it sees but 4.4x slower at any other
-        (0.073 vs 0.159 s and 1.30 vs 0.30 s per pass); the hybrid test makes passes of two sizes
-        (four over a split of both orientations): 1.2 s vs 0.27 s per 360 x 480 image.
+        folded, fused oneDNN convolutions, weights packed per input shape). Off by default: the
+        stage's numbers are those of the module as trained.
 
     Returns
     -------

@@ -27,7 +27,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["fold_batch_norms", "fuse_pointwise", "FusedConv2d", "keep_large_allocations_on_heap"]
+__all__ = ["fold_batch_norms", "fuse_pointwise", "FusedConv2d", "keep_large_allocations_on_heap", "PACKED_SHAPES"]
+
+PACKED_SHAPES = 8
+"""Input shapes per convolution whose packed weights are kept (an image's glance and focus passes, a few image sizes)."""
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
@@ -101,16 +104,22 @@ class FusedConv2d(nn.Module):
         return F.relu(y) if self.relu else y
 
     def _packed_weights(self, parts: tuple) -> tuple:
-        """The weight split by ``parts``' channels, reordered once into oneDNN's blocked layout for
-        the first input size seen (other sizes still work: oneDNN reorders if it must)."""
-        channels = tuple(p.shape[1] for p in parts)
-        key = ("packed", channels)
-        if key not in self._splits:
+        """The weight split by ``parts``' channels and reordered into oneDNN's blocked layout for
+        these input shapes, kept for the last :data:`PACKED_SHAPES` shapes seen: a weight packed
+        for one input size runs 4x slower at another (the hybrid test makes passes of two sizes)."""
+        shapes = tuple(tuple(p.shape) for p in parts)
+        packed = self._splits.setdefault("packed", {})
+        if shapes in packed:
+            packed[shapes] = packed.pop(shapes)  # most recently used last
+        else:
             padding, stride, dilation, groups = self.geometry
-            self._splits[key] = tuple(
-                torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups, list(p.shape))
-                for w, p in zip(self._split_weight(channels), parts))
-        return self._splits[key]
+            channels = tuple(s[1] for s in shapes)
+            packed[shapes] = tuple(
+                torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups, list(s))
+                for w, s in zip(self._split_weight(channels), shapes))
+            while len(packed) > PACKED_SHAPES:
+                packed.pop(next(iter(packed)))
+        return packed[shapes]
 
     def _split_weight(self, channels: tuple) -> tuple:
         if channels not in self._splits:

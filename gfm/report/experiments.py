@@ -30,7 +30,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BASE_CONFIG = {"track": "ori", "rosta": "TT", "decoder": "two", "ppm": "five", "bridge": True}
 CONFIG_KEYS = (*BASE_CONFIG, "backbone")
 #: Backbone names (gfm.model.backbones) -> the paper's letters (Table 1 caption; r2b: Table 4).
-BACKBONE_CODES = {"d121": "d", "r34": "r", "r101": "r†", "r34_2b": "r2b", "r18_lite": "r18-lite"}
+BACKBONE_CODES = {"d121": "d", "r34": "r", "r101": "r†", "r34_2b": "r2b", "r18_lite": "r18-lite", "r18_slim": "r18-slim"}
 #: Training tracks (params.yaml ``track``) -> the paper's track names (Table 1; Table 4 bottom rows).
 TRACKS = {"ori": "ORI", "coco": "COMP-COCO", "bg20k": "COMP-BG20K", "rssn": "COMP-RSSN",
           "rssn_blur": "COMP-BG20K w/ blur", "rssn_denoise": "COMP-BG20K w/ denoise",
@@ -39,7 +39,8 @@ TRACKS = {"ori": "ORI", "coco": "COMP-COCO", "bg20k": "COMP-BG20K", "rssn": "COM
 _NAME_TOKENS = {"tt": ("rosta", "TT"), "ft": ("rosta", "FT"), "bt": ("rosta", "BT"), "rim": ("rosta", "RIM"),
                 "single": ("decoder", "single"), "noppm": ("ppm", "none"), "oneppm": ("ppm", "one"),
                 "nobb": ("bridge", False), "d": ("backbone", "d121"), "r": ("backbone", "r34"),
-                "r101": ("backbone", "r101"), "r2b": ("backbone", "r34_2b"), "lite": ("backbone", "r18_lite")}
+                "r101": ("backbone", "r101"), "r2b": ("backbone", "r34_2b"), "lite": ("backbone", "r18_lite"),
+                "slim": ("backbone", "r18_slim")}
 _GFM_ROW = re.compile(r"^(GFM-[A-Z]+)\([^)]*\)")
 
 

@@ -13,13 +13,18 @@ seed and writes the run folder ``<train.out>/<experiment>/s<seed>/`` (the contra
 ``losses.csv``          one row per step (``step, epoch, total, glance, focus_alpha, focus_lap,
                         fusion_alpha, fusion_lap, fusion_comp``), rewritten atomically at each epoch
                         end -- the plot file of the ``train`` stage (``dvc plots``)
-``model.pt``            the final weights and their :class:`gfm.model.checkpoint.ModelSpec`, read back by
+``model.pt``            the final weights (with ``train.ema`` > 0 their exponential moving average) and
+                        their :class:`gfm.model.checkpoint.ModelSpec`, read back by
                         :func:`gfm.model.checkpoint.load_run` / :func:`gfm.model.infer.load_model`
 ``train_summary.json``  steps, time, final losses, device, precision, parameter count, config
 
 Every setting comes from ``params.yaml`` through :meth:`TrainConfig.from_params` (the stage entry
 is :func:`gfm.train.stage.run`, which trains every seed of ``train.seeds``). The paper trains with
-Adam at a fixed learning rate of 1e-5 for 500 epochs (ORI-Track) or 100 (COMP-Track) at 320 x 320.
+Adam at a fixed learning rate of 1e-5 for 500 epochs (ORI-Track) or 100 (COMP-Track) at 320 x 320
+and keeps the last weights. A short run at a rate 100 times larger (the sample profile) ends
+wherever the last noisy steps left it; ``train.ema`` > 0 keeps instead an exponential moving
+average of the weights and batch-norm statistics (Polyak averaging; decay
+``min(ema, (1 + t) / (10 + t))`` after step t), which is what ``model.pt`` then holds.
 
 Devices: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU; ``precision="auto"`` picks
 bfloat16 autocast on GPUs that support it (float16 with a gradient scaler otherwise) and on
@@ -63,6 +68,7 @@ __all__ = [
     "train",
     "run_name",
     "EpochSampler",
+    "WeightAverage",
 ]
 
 
@@ -105,6 +111,7 @@ class TrainConfig:
     official_loss: bool | tuple
     on_bad_sample: str
     checkpoint_interval: float
+    ema: float
     resume: bool = False
     progress: bool = True
 
@@ -124,7 +131,7 @@ class TrainConfig:
                    batch_size=item.batch_size, lr=train.lr, device=params.device, precision=train.precision,
                    channels_last=train.channels_last, seed=seed, workers=train.workers, cache=train.cache,
                    official_loss=train.official_loss, on_bad_sample=train.on_bad_sample,
-                   checkpoint_interval=train.checkpoint_interval, resume=resume, progress=progress)
+                   checkpoint_interval=train.checkpoint_interval, ema=train.ema, resume=resume, progress=progress)
 
     @property
     def run(self) -> str:
@@ -206,12 +213,15 @@ def train(config: TrainConfig) -> TrainResult:
     steps_per_epoch = len(loader) if config.steps_per_epoch is None else min(len(loader), config.steps_per_epoch)
 
     start_epoch, step, rows, elapsed = 0, 0, [], 0.0
+    average = WeightAverage(model, config.ema) if config.ema else None
     checkpoint_path = run_dir / checkpoint.CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
         state = checkpoint.load_training_state(checkpoint_path, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
+        if average is not None:
+            average.load_state_dict(state["ema"])
         start_epoch, step, rows, elapsed = state["epoch"], state["step"], list(state["history"]), state["time"]
         checkpoint.set_rng_state(state["rng"])
     net = model
@@ -225,7 +235,7 @@ def train(config: TrainConfig) -> TrainResult:
     autocast = device_autocast(device, precision)
     progress = _progress(config.progress and is_main, total_steps, step, config.run)
     t_start = time.perf_counter() - elapsed
-    last_saved, epoch = time.perf_counter(), start_epoch
+    last_saved = time.perf_counter()
     model.train()
     try:
         for epoch in range(start_epoch, config.epochs):
@@ -238,6 +248,8 @@ def train(config: TrainConfig) -> TrainResult:
                     break
                 terms = _train_step(net, optimizer, scaler, batch, config, memory, device, autocast, world)
                 step += 1
+                if average is not None:
+                    average.update(model, step)
                 if not all(math.isfinite(v) for v in terms.values()):
                     bad = ", ".join(f"{k}={v}" for k, v in terms.items() if not math.isfinite(v))
                     raise FloatingPointError(
@@ -251,13 +263,15 @@ def train(config: TrainConfig) -> TrainResult:
             last = epoch + 1 == config.epochs or step >= total_steps
             if is_main:
                 if last or time.perf_counter() - last_saved >= config.checkpoint_interval:
-                    _save_checkpoint(checkpoint_path, model, optimizer, scaler, epoch + 1, step, rows, config,
-                                     time.perf_counter() - t_start)
+                    _save_checkpoint(checkpoint_path, model, optimizer, scaler, average, epoch + 1, step, rows,
+                                     config, time.perf_counter() - t_start)
                     last_saved = time.perf_counter()
                 _write_losses(run_dir / checkpoint.LOSSES_FILE, rows)
     finally:
         progress.close()
     seconds = time.perf_counter() - t_start
+    if average is not None:
+        model.load_state_dict(average.state_dict())
     history = pd.DataFrame(rows)
     summary = _summary(config, model, history, step, seconds, device, precision, world, dataset)
     if is_main:
@@ -313,6 +327,42 @@ class _WorkerSeed:
 
 
 # --------------------------------------------------------------------------------------------
+# Weight averaging
+# --------------------------------------------------------------------------------------------
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point state (weights and batch-norm
+    statistics; integer buffers are copied): after step t, ``avg = d avg + (1 - d) w`` with
+    ``d = min(decay, (1 + t) / (10 + t))``, so that early steps do not keep the random start."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"train.ema: the decay must be in (0, 1), got {decay!r}")
+        self.decay = float(decay)
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for key, value in model.state_dict().items():
+            average = self.state[key]
+            if average.is_floating_point():
+                average.lerp_(value, 1.0 - d)
+            else:
+                average.copy_(value)
+
+    def state_dict(self) -> dict:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = set(self.state) ^ set(state)
+        if missing:
+            raise ValueError(f"weight average: keys differ from the model's: {sorted(missing)[:5]}")
+        for key, value in state.items():
+            self.state[key].copy_(value)
+
+
+# --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
 
@@ -351,11 +401,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_checkpoint(path: Path, model, optimizer, scaler, epoch: int, step: int, rows: list, config: TrainConfig,
-                     seconds: float) -> None:
+def _save_checkpoint(path: Path, model, optimizer, scaler, average, epoch: int, step: int, rows: list,
+                     config: TrainConfig, seconds: float) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
              "epoch": epoch, "step": step, "rng": checkpoint.rng_state(), "config": config.to_dict(),
              "history": list(rows), "time": seconds}
+    if average is not None:
+        state["ema"] = average.state_dict()
     checkpoint.save_training_state(path, state)
 
 
