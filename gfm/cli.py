@@ -3,23 +3,32 @@
     gfm profile paper|sample          overlay a parameter profile onto params.yaml
     gfm world build [--out data] ...  (re)generate the embedded world
     gfm matte IMAGE_OR_DIR ... --checkpoint PATH --out DIR   alpha mattes and cut-outs (:mod:`gfm.matte`)
+    gfm fetch-checkpoint NAME ... [--out checkpoints] [--lock data.lock.json] [--list]
+                                      the released GFM checkpoints (Table 1 / Table 5), downloaded and
+                                      verified by stage 1's :func:`gfm.data.materialise.download`
     gfm html NOTEBOOK_DIR OUT_DIR     offline HTML reports of executed notebooks + index
     gfm --version
 
 Usage errors print one line (``gfm <command>: error: ...``) and exit with 2; an interrupt (Ctrl-C)
-prints one line and exits with 130.
+prints one line and exits with 130. ``gfm fetch-checkpoint`` exits with 1 when a download failed
+(one line per checkpoint, naming the URL and the problem).
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import shlex
 import signal
 import sys
+import warnings
+from pathlib import Path
 
 import gfm
 
 WORLD_SIZES = ("n_train", "n_val", "n_candidates", "n_coco", "short_side", "long_side")
+#: Exit code of ``gfm fetch-checkpoint`` when a download failed (usage errors exit with 2).
+EXIT_FETCH_FAILED = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_matte_parser(commands)
 
+    checkpoints = commands.add_parser("fetch-checkpoint",
+                                      help="download the released GFM checkpoints for gfm matte --official",
+                                      description="Download the released GFM checkpoints (Table 1 / Table 5 of the "
+                                                  "paper), verified, for gfm matte --official.",
+                                      epilog=_FETCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    checkpoints.add_argument("names", nargs="*", metavar="NAME",
+                             help="a released checkpoint: its registry name (gfm_r34_tt) or its gfm matte --official "
+                                  "spec (r34-tt); see --list")
+    checkpoints.add_argument("--out", default="checkpoints", metavar="DIR",
+                             help="folder the checkpoints are written to, created if needed (default: %(default)s)")
+    checkpoints.add_argument("--lock", default="data.lock.json", metavar="FILE",
+                             help="lock file of sha256s, shared with stage 1 (params.yaml data.lock_file): a first "
+                                  "download records its sha256 there, later ones are verified against it "
+                                  "(default: %(default)s)")
+    checkpoints.add_argument("--list", action="store_true",
+                             help="list the released checkpoints (all, or the NAMEs given) and exit (default: off)")
+    checkpoints.set_defaults(run=_fetch_checkpoint)
+
     html = commands.add_parser("html", help="offline HTML reports of executed notebooks, with an index",
                                description="Offline HTML reports of executed notebooks, with an index page.")
     html.add_argument("notebooks", help="folder of executed notebooks, e.g. reports/notebooks")
@@ -118,14 +145,135 @@ def _world_build(args) -> int:
     return 0
 
 
-def _html(args) -> int:
-    from pathlib import Path
+def _fetch_checkpoint(args) -> int:
+    """``gfm fetch-checkpoint``: list the released checkpoints, or fetch each one named (a failure is
+    reported on one line and the others are still fetched)."""
+    from gfm.data import registry
 
+    if not args.names and not args.list:
+        raise ValueError("name at least one checkpoint (e.g. r34-tt), or pass --list to see them")
+    chosen = _checkpoint_sources(args.names) if args.names else _released()
+    if args.list:
+        _list_checkpoints(chosen, args.lock)
+        return 0
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    registry.read_lock(args.lock)  # a broken lock file is a usage error, found before any download
+    failed = 0
+    for source in chosen:
+        try:
+            _fetch_one(source, out, args.lock)
+        except (ValueError, OSError) as error:  # DataError is a ValueError, requests' errors are OSErrors
+            text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            where = f" ({' or '.join(source.urls)})" if isinstance(error, OSError) else ""
+            print(f"gfm {args.command}: error: {source.name}{where}: {text}", file=sys.stderr)
+            failed += 1
+    return EXIT_FETCH_FAILED if failed else 0
+
+
+def _html(args) -> int:
     from gfm.report import html
 
     index = html.build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models)
     print(f"{index}: {len(list(Path(args.notebooks).glob('*.ipynb')))} report(s)")
     return 0
+
+
+def _released() -> list:
+    """The released checkpoints of the registry (:data:`gfm.data.registry.REGISTRY`), in its order."""
+    from gfm.data.registry import REGISTRY
+
+    return [source for source in REGISTRY.values() if source.kind == "checkpoint"]
+
+
+def _spec(source) -> str:
+    """The ``gfm matte --official`` spec of a released checkpoint (``r34-tt``)."""
+    return f"{source.backbone}-{source.rosta.lower()}"
+
+
+def _checkpoint_sources(names: list[str]) -> list:
+    """The released checkpoints named by registry name or ``--official`` spec (any case), each once;
+    an unknown name is a usage error listing the valid ones."""
+    released = _released()
+    known = {source.name: source for source in released} | {_spec(source): source for source in released}
+    unknown = [name for name in names if name.lower() not in known]
+    if unknown:
+        raise ValueError(f"unknown checkpoint {', '.join(map(repr, unknown))}; known: "
+                         + ", ".join(f"{source.name} ({_spec(source)})" for source in released))
+    return list(dict.fromkeys(known[name.lower()] for name in names))
+
+
+def _list_checkpoints(chosen: list, lock_file: str) -> None:
+    """One row per checkpoint: name, ``--official`` spec, checksum state, paper, licence, page."""
+    from gfm.data import registry
+
+    rows = [("NAME", "--official", "SHA256", "PAPER", "LICENCE", "PAGE")]
+    for source in chosen:
+        state = ("pinned" if source.sha256 else
+                 "locked" if registry.locked(lock_file, source.name).get(source.filename) else "unknown")
+        rows.append((source.name, _spec(source), state, source.paper, source.licence, source.page))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    print(f"SHA256: pinned = given in the registry; locked = recorded in {lock_file} by a first download; "
+          f"unknown = not known yet, the first download records it")
+
+
+def _fetch_one(source, out: Path, lock_file: str) -> None:
+    """Fetch one released checkpoint into ``out`` with :func:`gfm.data.materialise.download` (a copy
+    already there is verified, not fetched again) and print where it is, its sha256 and the
+    ``gfm matte`` line that uses it."""
+    from gfm.data import materialise, registry
+
+    before = registry.locked(lock_file, source.name).get(source.filename)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _warn_on_one_line
+        root = materialise.download([source], out, lock_file=lock_file, progress=sys.stderr.isatty())[source.name]
+    path = _checkpoint_file(source, Path(root))
+    sha256 = source.sha256 or registry.locked(lock_file, source.name)[source.filename]
+    how = ("verified against the registry" if source.sha256 else f"verified against {lock_file}" if before
+           else f"recorded in {lock_file} (first download; commit it)")
+    strategy = " --strategy rim" if source.rosta == "RIM" else ""
+    print(f"{path}: {source.name}, {source.title}")
+    print(f"  sha256 of {out / source.filename}: {sha256}, {how}")
+    print(f"  gfm matte IMAGE_OR_DIR --official {_spec(source)} --checkpoint {shlex.quote(str(path))}{strategy} "
+          f"--out mattes")
+
+
+def _checkpoint_file(source, root: Path) -> Path:
+    """The checkpoint of a download: the downloaded file, or the one file matching the source's
+    layout in the archive it was unpacked from."""
+    if root.is_file():
+        return root
+    pattern = source.layout[0][0]
+    found = sorted(path for path in root.rglob(pattern) if path.is_file())
+    if len(found) != 1:
+        raise ValueError(f"{root}: expected one {pattern} unpacked from {source.filename}, found {len(found)}")
+    return found[0]
+
+
+def _warn_on_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"gfm fetch-checkpoint: warning: {message}", file=sys.stderr)
+
+
+_FETCH_EPILOG = """\
+examples:
+  gfm fetch-checkpoint --list
+  gfm fetch-checkpoint r34-tt
+  gfm fetch-checkpoint gfm_r34_2b_tt d121-rim --out checkpoints
+
+Each checkpoint lands in --out only once complete and checked (its length, that it is a torch
+checkpoint and not an HTML page, its sha256 when the registry or --lock knows it); an interrupted
+HTTP download is kept as <file>.part and resumed next time. The official release publishes no
+checksum: the first download records its sha256 in --lock (commit it), later ones must match it.
+A checkpoint Google Drive refuses (quota) can be downloaded by hand from its page (see --list) and
+placed in --out under its name: the next run checks it like a download and records its sha256.
+
+exit codes: 0 every checkpoint fetched, 1 some downloads failed (each named on stderr),
+2 usage error (unknown name: nothing is fetched), 130 interrupted.
+"""
 
 
 def _short(value) -> str:

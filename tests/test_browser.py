@@ -1,5 +1,6 @@
 """JupyterLab in a real browser: open the RSSN notebook, run it, move a widget control, and check
-that the composite's measurements update. Saves a screenshot to reports/browser/.
+that the composite's measurements update. Saves a screenshot to reports/browser/. And a report page
+(gfm.report.html) in the same browser: its maths is laid out as MathML, offline.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
 reason where they are missing. The notebook runs with tiny parameters (a copy whose parameters cell
@@ -19,7 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_markdown_cell, new_notebook
+
+from gfm.report.html import notebook_to_html
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_rssn.ipynb"
@@ -195,3 +200,22 @@ def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
     assert browser.save_screenshot(str(shots / "jupyterlab_rssn_inspector.png"))
     (shots / "jupyterlab_rssn_inspector.json").write_text(json.dumps(
         {"before": before, "after": after}, indent=2))
+
+
+def test_report_page_lays_out_its_maths_as_mathml(browser, tmp_path):
+    notebook = tmp_path / "09_maths.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell(
+        "# Maths\n\nAlpha blending: $I = \\alpha F + (1-\\alpha) B$.\n\n"
+        "$$\\mathcal{L} = \\mathcal{L}_{CE} + \\mathcal{L}_{FD} + \\mathcal{L}_{CM}$$")]), notebook)
+    browser.get(notebook_to_html(notebook, tmp_path / "09_maths.html").as_uri())
+    boxes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('math')).map(m => { const r = m.getBoundingClientRect();"
+        " return {display: m.getAttribute('display'), mathml: m instanceof MathMLElement,"
+        " width: r.width, height: r.height}; });")
+    assert [box["display"] for box in boxes] == ["inline", "block"], boxes
+    assert all(box["mathml"] and box["width"] > 0 and box["height"] > 0 for box in boxes), boxes
+    # laid out as maths, not as a run of text: a subscript sits lower than its base
+    base, script = browser.execute_script(
+        "const s = document.querySelector('math[display=block] msub');"
+        " return [s.children[0].getBoundingClientRect().bottom, s.children[1].getBoundingClientRect().bottom];")
+    assert script > base, (base, script)

@@ -1,4 +1,5 @@
-"""Offline HTML reports: no CDN, figures embedded, widget output degraded to nothing external."""
+"""Offline HTML reports: no CDN, figures embedded, maths as MathML, no widget reprs, progress bars or
+parameter cells on the pages, full claim texts on the index."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import re
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from gfm.report import html as reports
@@ -39,6 +41,7 @@ def test_notebook_html_is_self_contained(tmp_path):
     external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?:[^"]+)"', text)
     assert external == [], f"loads from the network: {external}"
     assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "unpkg" not in text
+    assert "interactive(children=" not in text, "a widget's text repr is on the page"
 
 
 def test_index_links_pages_and_lists_metrics(tmp_path):
@@ -157,3 +160,112 @@ def test_build_site_reads_every_input(tmp_path):
     text = index.read_text()
     assert 'href="../paper/table4.html"' in text and "<td>bf16</td>" in text and "reproduced: <b>1</b>" in text
     assert "<svg" in text and 'href="06_paper.html"' in text
+
+
+def _maths_notebook(path, *more_cells):
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell("# Maths\n\n## The loss $L_{CM}$\n\n"
+                          "Alpha blending (Eq. 1): $I = \\alpha F + (1-\\alpha) B$, with $0<\\alpha<1$.\n\n"
+                          "$$\\mathcal{L} = \\mathcal{L}_{CE} + \\mathcal{L}_{FD} + \\mathcal{L}_{CM}$$\n\n"
+                          "Money in code: `cost $5 and $6`, escaped dollars: \\$7 and \\$8.\n\n"
+                          "```\necho $HOME and $PATH\n```"),
+        *more_cells,
+    ]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_maths_becomes_mathml_and_code_keeps_its_dollars(tmp_path):
+    page = reports.notebook_to_html(_maths_notebook(tmp_path / "09_maths.ipynb"), tmp_path / "09.html")
+    text = page.read_text()
+    inline = re.findall(r'<math display="inline">.*?</math>', text, re.S)
+    block = re.findall(r'<math display="block">.*?</math>', text, re.S)
+    assert len(inline) == 3 and len(block) == 1
+    assert re.search(r'<h2 id="[^"]+">The loss <math display="inline"><mrow><msub>', text), "maths in a heading"
+    assert "ns0:" not in text
+    assert "<mi>&#x003B1;</mi>" in inline[1] or "<mi>α</mi>" in inline[1]      # \alpha is a symbol, not text
+    assert "<mo>&#x0003C;</mo>" in inline[2] or "<mo>&lt;</mo>" in inline[2]   # "<" stays escaped
+    assert "<msub>" in block[0] and "$$" not in text
+    assert "\\alpha" not in text and "\\mathcal" not in text
+    assert "<code>cost $5 and $6</code>" in text
+    assert "escaped dollars: $7 and $8." in text
+    assert "echo $HOME and $PATH" in text
+
+
+def test_a_formula_that_does_not_convert_stays_text_with_a_warning(tmp_path):
+    notebook = _maths_notebook(tmp_path / "09_maths.ipynb", new_markdown_cell("A broken one: $a_1_2$ stays."))
+    with pytest.warns(UserWarning, match=r"09_maths\.ipynb: formula 'a_1_2' cannot be converted to MathML \(DoubleSubscriptsError\)"):
+        page = reports.notebook_to_html(notebook, tmp_path / "09.html")
+    text = page.read_text()
+    assert "A broken one: $a_1_2$ stays." in text
+    assert text.count("<math ") == 4, "the other formulas of the page are still converted"
+
+
+PLAIN_WIDGET = "Inspector(children=(HBox(children=(Dropdown(description='foreground', options=('m_0001',), …"
+
+
+def _plumbing_notebook(path):
+    widget = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    bar = "ori-tt-s0: {:>3}%|{:<10}| {}/60 [00:01<00:01, 20.0step/s]"
+    parameters = new_code_cell('params_file = "params.yaml"  # default')
+    parameters.metadata["tags"] = ["parameters"]
+    injected = new_code_cell('params_file = "injected.yaml"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell("# Stage 9: plumbing"),
+        parameters, injected,
+        new_code_cell("inspector", outputs=[new_output("execute_result", execution_count=3, data={
+            "application/vnd.jupyter.widget-view+json": widget, "text/plain": PLAIN_WIDGET})]),
+        new_code_cell("plain_widget", outputs=[new_output("execute_result", execution_count=4, data={
+            "text/plain": "VBox(children=(IntSlider(value=3), Output()))"})]),
+        new_code_cell("train()", outputs=[
+            new_output("display_data", data={"application/vnd.jupyter.widget-view+json": widget,
+                                             "text/plain": bar.format(0, "", 0)}),
+            new_output("stream", name="stderr", text="\r".join(bar.format(p, "█" * (p // 10), p * 60 // 100)
+                                                               for p in (0, 50, 100)) + "\n"),
+            new_output("stream", name="stderr", text=bar.format(50, "█████", 30) + "\rUserWarning: kept\n"
+                                                     "another message kept\n"),
+            new_output("stream", name="stdout", text="step 60: loss 0.25\n")]),
+        new_code_cell("save_figure(fig, out, 'forest')", outputs=[new_output(
+            "execute_result", execution_count=5, data={"text/plain": "PosixPath('reports/paper/forest.png')"})]),
+        new_code_cell("save_all()", outputs=[new_output("execute_result", execution_count=6, data={
+            "text/plain": "[PosixPath('reports/paper/a.png'), PosixPath('reports/paper/b.png')]"})]),
+        new_code_cell("fig", outputs=[new_output("display_data", data={"image/png": PNG_1PX,
+                                                                        "text/plain": "<Figure>"})]),
+        new_code_cell("table", outputs=[new_output("execute_result", execution_count=7, data={
+            "text/html": "<table><tr><td>7.5</td></tr></table>", "text/plain": "7.5"})]),
+        new_code_cell("gap", outputs=[new_output("execute_result", execution_count=8, data={"text/plain": "0.125"})]),
+    ]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_pages_hide_parameters_widget_reprs_progress_bars_and_path_reprs(tmp_path):
+    page = reports.notebook_to_html(_plumbing_notebook(tmp_path / "09_plumbing.ipynb"), tmp_path / "09.html")
+    text = page.read_text()
+    assert "params_file" not in text and "injected.yaml" not in text, "a parameter cell is on the page"
+    assert "children=(" not in text, "a widget repr is on the page"
+    assert "step/s" not in text and "%|" not in text, "a progress bar is on the page"
+    assert "PosixPath" not in text and "reports/paper/forest.png" not in text, "a path repr is on the page"
+    # the results stay: figure, table, a plain number, stdout, and the other stderr messages
+    assert "data:image/png;base64," + PNG_1PX[:20] in text and "<td>7.5</td>" in text
+    assert "0.125" in text and "step 60: loss 0.25" in text
+    assert "UserWarning: kept" in text and "another message kept" in text
+    # the cells themselves (their code) are still shown
+    assert "save_figure" in text and "plain_widget" in text and "inspector" in text
+
+
+def test_findings_table_shows_the_whole_claim(tmp_path):
+    claim = ("A made-up claim for this test, longer than any table cell should hold on one line: models trained "
+             "on RSSN composites come closer to the ORI-Track models on real photos than models trained on plain "
+             "COCO or BG-20k composites, on every one of the five metrics, for every seed of the grid")
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "findings.csv").write_text("id,kind,claim,verdict\n" f'rssn_closes_gap,paper,"{claim}",inconclusive\n')
+    text = reports.build_reports([], tmp_path / "html", metrics={"metrics/findings.json": _findings_json()},
+                                 paper_dir=paper).read_text()
+    assert f'<td class="claim">{claim}</td>' in text
+    assert "…" not in text and "..." not in text
+    assert "td.claim{" in text and "white-space:normal" in text

@@ -2,10 +2,15 @@
 
 The pages work offline: figures are embedded (base64), tables are HTML, and the template
 (``gfm/report/templates/gfm_offline``) loads nothing from a CDN -- no require.js, MathJax, mermaid or
-widget manager. Widgets appear through the static figures every notebook shows beside them. Every
-page carries a navigation bar (the index and each stage page). DVC's plots are rendered to inline
-SVG with ``vl-convert`` (Vega-Lite without a browser) rather than ``dvc plots show``'s HTML, which
-loads Vega from a CDN.
+widget manager. The LaTeX of markdown cells (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``,
+environments) is turned into MathML when the page is built (:class:`MathMLRenderer`, with
+``latex2mathml``), which browsers render without a script; code spans, code blocks and escaped
+``\\$`` keep their dollars. The pages show results, not machinery (:class:`HidePlumbing` and
+nbconvert's TagRemovePreprocessor): no parameter cells, widget reprs, progress bars or stray path
+reprs. Widgets appear through the static figures every notebook shows beside them. Every page
+carries a navigation bar (the index and each stage page). DVC's plots are rendered to inline SVG
+with ``vl-convert`` (Vega-Lite without a browser) rather than ``dvc plots show``'s HTML, which loads
+Vega from a CDN.
 
 The index (:func:`build_reports`) shows the headline findings (``metrics/findings.json``'s
 summary and the findings table of ``reports/paper/findings.csv``), links to every table and figure
@@ -19,17 +24,29 @@ import html
 import json
 import math
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
+from xml.etree.ElementTree import tostring
 
 import nbformat
+from jinja2 import pass_context
+from latex2mathml.converter import convert_to_element
+from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.preprocessors import Preprocessor
+from traitlets.config import Config
 
 from gfm.core.io import write_text
 
-__all__ = ["TEMPLATES", "RUN_FIELDS", "notebook_to_html", "build_reports", "build_site", "main", "collect_metrics",
-           "collect_run_files", "run_details", "loss_plots_svg"]
+__all__ = ["TEMPLATES", "HIDDEN_CELL_TAGS", "RUN_FIELDS", "notebook_to_html", "build_reports", "build_site", "main",
+           "collect_metrics", "collect_run_files", "run_details", "loss_plots_svg", "OfflineHTMLExporter",
+           "MathMLRenderer", "HidePlumbing"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Cells left off the pages: papermill's parameter cells (the notebook's defaults and the injected values).
+HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")
 #: Run details shown on the index: heading -> the keys a stage may record it under (first found wins).
 RUN_FIELDS = {"commit": ("commit", "git_commit", "git"), "CPU": ("cpu",), "device": ("device",),
               "precision": ("precision",), "torch": ("torch", "torch_version"),
@@ -38,6 +55,7 @@ _FINDINGS_COLUMNS = ("id", "kind", "claim", "arms", "diff", "ci95", "relative", 
 _STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
 th{background:#f4f4f4}figure{display:inline-block;margin:1em}
+td.claim{min-width:20em;max-width:40em;white-space:normal;overflow-wrap:break-word}
 nav.gfm-nav{font-family:sans-serif;font-size:14px;padding:6px 10px;background:#f4f4f4;border-bottom:1px solid #ccc}
 nav.gfm-nav a{margin-right:1em}nav.gfm-nav b{margin-right:1em}
 .reproduced{color:#17702a}.contradicted{color:#b0161b}.inconclusive{color:#555}.not_run{color:#999}"""
@@ -45,19 +63,21 @@ nav.gfm-nav a{margin-right:1em}nav.gfm-nav b{margin-right:1em}
 
 def notebook_to_html(notebook: str | Path, out: str | Path, *, nav: str = "") -> Path:
     """Convert an executed notebook to a self-contained offline HTML page at ``out`` (atomic);
-    ``nav`` is HTML placed at the top of the page (see :func:`build_reports`)."""
-    from nbconvert import HTMLExporter
+    ``nav`` is HTML placed at the top of the page (see :func:`build_reports`).
 
+    A formula that cannot be converted to MathML stays as its LaTeX text; a warning names the
+    notebook and the formula.
+    """
     notebook = Path(notebook)
     try:
         nb = nbformat.read(notebook, as_version=4)
     except (OSError, ValueError) as error:
         raise ValueError(f"{notebook}: not a readable notebook ({error})") from error
     nb.metadata.pop("widgets", None)  # the widget manager would come from a CDN
-    exporter = HTMLExporter(template_name="gfm_offline", extra_template_basedirs=[str(TEMPLATES)])
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb, notebook)}, "gfm_nav": nav})
+    exporter = OfflineHTMLExporter(template_name="gfm_offline", extra_template_basedirs=[str(TEMPLATES)],
+                                   exclude_input_prompt=True, exclude_output_prompt=True)
+    resources = {"metadata": {"name": _title(nb, notebook)}, "gfm_nav": nav, "gfm_notebook": str(notebook)}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     return write_text(out, body)
 
 
@@ -188,9 +208,142 @@ def loss_plots_svg(models_dir: str | Path = "artifacts/models", y: str = "total"
     return plots
 
 
+class OfflineHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter for the offline pages: markdown maths as MathML
+    (:class:`MathMLRenderer`), the cells tagged :data:`HIDDEN_CELL_TAGS` removed (nbconvert's
+    TagRemovePreprocessor) and the outputs that are machinery dropped (:class:`HidePlumbing`).
+
+    The resources passed to ``from_notebook_node`` may name the notebook (``gfm_notebook``) for
+    the warnings about formulas that do not convert.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.register_preprocessor(HidePlumbing, enabled=True)
+
+    @property
+    def default_config(self) -> Config:
+        """HTMLExporter's defaults, with TagRemovePreprocessor removing :data:`HIDDEN_CELL_TAGS`."""
+        config = super().default_config
+        config.merge(Config({"TagRemovePreprocessor": {"enabled": True, "remove_cell_tags": set(HIDDEN_CELL_TAGS)}}))
+        return config
+
+    @pass_context
+    def markdown2html(self, context, source):
+        """Markdown to HTML as nbconvert's own filter does, with LaTeX as MathML."""
+        cell = context.get("cell", {})
+        resources = context.get("resources", {})
+        renderer = MathMLRenderer(
+            notebook=resources.get("gfm_notebook", resources.get("metadata", {}).get("name", "")),
+            escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+            path=resources.get("metadata", {}).get("path", ""), anchor_link_text=self.anchor_link_text,
+            exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
+class MathMLRenderer(IPythonRenderer):
+    """nbconvert's Markdown renderer with each formula converted to MathML by ``latex2mathml``.
+
+    nbconvert's math parser finds the formulas (code spans and code blocks are parsed as code, an
+    escaped ``\\$`` is text); here inline maths becomes ``<math display="inline">`` and display maths
+    and LaTeX environments ``<math display="block">``. A formula ``latex2mathml`` cannot convert is
+    kept as text, as nbconvert writes it, with a warning naming ``notebook`` and the formula.
+    """
+
+    def __init__(self, *args, notebook: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notebook = notebook
+
+    def inline_math(self, body: str) -> str:
+        """``$...$`` or ``\\(...\\)`` -> inline MathML."""
+        return self._mathml(body, "inline") or super().inline_math(body)
+
+    def block_math(self, body: str) -> str:
+        """``$$...$$`` or ``\\[...\\]`` -> display MathML."""
+        return self._mathml(body, "block") or super().block_math(body)
+
+    def latex_environment(self, name: str, body: str) -> str:
+        """``\\begin{name}...\\end{name}`` -> display MathML."""
+        return (self._mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", "block")
+                or super().latex_environment(name, body))
+
+    def _mathml(self, latex: str, display: str) -> str | None:
+        """The MathML of ``latex``, or None (with a warning) when it does not convert."""
+        try:
+            element = convert_to_element(latex, display=display)
+        except Exception as error:  # latex2mathml raises many kinds (its own, IndexError, ...): the page must build
+            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            warnings.warn(f"{self.notebook}: formula '{latex.strip()}' cannot be converted to MathML ({reason}); "
+                          "shown as LaTeX text", stacklevel=2)
+            return None
+        # HTML places <math> in the MathML namespace by itself; without an xmlns attribute the tags
+        # also survive nbconvert's heading anchors (ElementTree would write them as <ns0:math>)
+        element.attrib.pop("xmlns", None)
+        # latex2mathml writes symbols as numeric character references (&#x003B1;) in the text;
+        # serialised with ElementTree they come out as &amp;#x003B1;: restore them, escape all else
+        return _ESCAPED_REFERENCE.sub(r"&\1", tostring(element, encoding="unicode"))
+
+
+class HidePlumbing(Preprocessor):
+    """Drop the outputs that are machinery, not results, from the code cells.
+
+    * widget outputs whose only other representation is their ``text/plain`` repr
+      (``Inspector(children=(HBox(...``, tqdm's widget progress bars), and a text-only widget repr;
+    * tqdm progress bars (``NN%|`` lines) in ``stderr`` streams, the stream itself when nothing
+      else is left (warnings and other messages stay);
+    * an ``execute_result`` that is only the repr of a path or of paths (``PosixPath('...')``),
+      the leftover of a cell ending in a call that returns where it wrote.
+
+    Figures, tables and every other output stay.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        """``cell`` with its plumbing outputs removed."""
+        if cell.cell_type == "code":
+            cell.outputs = [kept for kept in map(_kept_output, cell.outputs) if kept is not None]
+        return cell, resources
+
+
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_ESCAPED_REFERENCE = re.compile(r"&amp;(#x?[0-9A-Fa-f]+;)")
+_PROGRESS_BAR = re.compile(r"\d%\|")
+_WIDGET_REPR = re.compile(r"\s*[A-Za-z_]\w*\(children=\(")
+_PATH_REPR = re.compile(r"(?:Pure)?(?:Posix|Windows)?Path\((?:'[^']*'|\"[^\"]*\")\)")
+
+
+def _kept_output(output):
+    """``output`` as the page shows it (progress bars cut from stderr), or None to drop it
+    (see :class:`HidePlumbing`)."""
+    if output.output_type == "stream":
+        if output.name != "stderr":
+            return output
+        lines = []
+        for line in output.text.split("\n"):
+            parts = line.split("\r")  # tqdm redraws its bar after a carriage return
+            kept = [part for part in parts if not _PROGRESS_BAR.search(part)]
+            if len(kept) == len(parts):
+                lines.append(line)
+            elif "".join(kept).strip():
+                lines.append("".join(kept))
+        output.text = "\n".join(lines)
+        return output if output.text.strip() else None
+    data = output.get("data", {})
+    if _WIDGET_VIEW in data:
+        return None if set(data) <= {_WIDGET_VIEW, "text/plain"} else output
+    if set(data) != {"text/plain"}:
+        return output
+    text = data["text/plain"]
+    if _WIDGET_REPR.match(text):
+        return None
+    if output.output_type == "execute_result" and _PATH_REPR.search(text) \
+            and not _PATH_REPR.sub("", text).strip("[](){},\n "):
+        return None
+    return output
+
 
 def _read_json(path: Path):
     try:
@@ -243,6 +396,8 @@ def _cell(column: str, value) -> str:
         return "<td></td>"
     if column == "verdict":
         return f'<td class="{html.escape(str(value))}"><b>{html.escape(str(value))}</b></td>'
+    if column == "claim":  # the claim's full text, wrapped by the page's CSS (td.claim), never cut
+        return f'<td class="claim">{html.escape(str(value))}</td>'
     if isinstance(value, float):
         return f"<td>{value:.4g}</td>"
     if isinstance(value, (list, tuple)):
