@@ -22,7 +22,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 #: Local weight files the optional models need (looked up in ``<torch hub dir>/checkpoints``).
 WEIGHT_FILES = {"cnn": "resnet18-f37072fd.pth",
@@ -35,7 +35,7 @@ def read_candidate(path: str | os.PathLike, *,
 
     The file itself is inspected (PIL mode, PNG/TIFF bit depth) before any conversion, so a
     grayscale, CMYK or 16-bit file is recognised as such. A truncated file fails PIL's full
-    decode and is ``unreadable``.
+    decode and is ``unreadable``. A photo stored sideways with an EXIF orientation is turned upright.
 
     Returns
     -------
@@ -59,7 +59,7 @@ def read_candidate(path: str | os.PathLike, *,
             if kind == "16bit" or (kind == "grayscale" and mode.startswith("I")):
                 rgb = _read_16bit(path)
             else:
-                rgb = np.asarray(im.convert("RGB"))
+                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # upright, as displayed
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return None, "unreadable", f"{type(exc).__name__}: {exc}"
     note = "" if kind == "rgb" else f"{kind} {fmt} {mode} converted to 8-bit RGB"

@@ -217,12 +217,18 @@ def train(config: TrainConfig) -> TrainResult:
     checkpoint_path = run_dir / checkpoint.CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
         state = checkpoint.load_training_state(checkpoint_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if average is not None:
-            average.load_state_dict(state["ema"])
-        start_epoch, step, rows, elapsed = state["epoch"], state["step"], list(state["history"]), state["time"]
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            if average is not None:
+                average.load_state_dict(state["ema"])
+            start_epoch, step, rows, elapsed = state["epoch"], state["step"], list(state["history"]), state["time"]
+        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise checkpoint.CheckpointError(
+                f"{checkpoint_path}: does not match this run ({config.run}: {config.backbone}, {config.rosta}, "
+                f"decoder {config.decoder}, ema {config.ema}): {first}; delete it to train from the start") from None
         checkpoint.set_rng_state(state["rng"])
     net = model
     if world > 1:
