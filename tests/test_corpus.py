@@ -53,7 +53,7 @@ import gfm.matte as gfm_matte
 from gfm.bg20k.build import build_bg20k
 from gfm.cli import main
 from gfm.core.config import ConfigError, load_params, parse_params, to_dict
-from gfm.core.io import MAX_PIXELS_ENV, ImageError, read_image, sha256_file, write_image
+from gfm.core.io import MAX_PIXELS_ENV, ImageError, read_alpha, read_image, sha256_file, write_image
 from gfm.data.archive import extract_archive
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError, UnsafeArchiveError
 from gfm.data.fetch import fetch_url
@@ -384,6 +384,17 @@ def _resume_from_a_truncated_checkpoint(bench):
     yield partial(train, config)
 
 
+def _stale_staging_beside_a_checkpoint(bench):
+    config = _resume_config(bench)  # a save killed mid-write left its staging file; this run stops early
+    path = save_training_state(config.run_dir / CHECKPOINT_FILE,
+                               {"model": config.spec.build().state_dict(), "config": config.to_dict()})
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    stale = config.run_dir / ".checkpoint.pt.k1ll3d0x.tmp.pt"
+    stale.write_bytes(b"half a checkpoint")
+    yield partial(train, config)
+    assert not stale.exists()
+
+
 def _resume_from_another_network(bench):
     config = _resume_config(bench)  # r18_lite TT; the checkpoint holds r18_lite FT (2 glance classes, not 3)
     save_training_state(config.run_dir / CHECKPOINT_FILE,
@@ -583,6 +594,11 @@ def _red_channel_matte(strict: bool):
             assert any(w.startswith(f"dropped: {split}/mask/s0.png: mask is RGB and its channels differ")
                        for w in report["warnings"]), report["warnings"]
     return build
+
+
+def _red_channel_matte_read_directly(bench):
+    write_image(bench.root / "m.png", np.dstack([_matte_pixels(), np.zeros((40, 56, 2), np.uint8)]))
+    yield partial(read_alpha, bench.root / "m.png")
 
 
 def _strict_with_a_conversion_pending(bench):
@@ -796,6 +812,9 @@ CASES = [
          ("{root}/runs/tiny/s0/checkpoint.pt: not a readable PyTorch checkpoint, truncated or corrupt",)),
     Case("checkpoint/resume-from-a-checkpoint-of-another-network", _resume_from_another_network, CheckpointError,
          ("{root}/runs/tiny/s0/checkpoint.pt", "does not match")),
+    Case("litter/checkpoint-staging-of-a-killed-save-removed-at-the-next-run", _stale_staging_beside_a_checkpoint,
+         CheckpointError, ("{root}/runs/tiny/s0/checkpoint.pt: not a readable PyTorch checkpoint",),
+         ("runs/tiny/s0/.checkpoint.pt.k1ll3d0x.tmp.pt",)),
     Case("checkpoint/save-refuses-what-is-not-plain-data", _save_a_numpy_array, TypeError,
          ("{root}/c.pt: state['rng'] is a numpy.ndarray, not plain checkpoint data",)),
     Case("checkpoint/legacy-run-folder-still-loads", _legacy_run_folder, None),
@@ -865,6 +884,8 @@ CASES = [
           "{root}/split/mask/s0.png: mask is RGB and its channels differ at 560 of 2240 pixels")),
     Case("mask/matte-in-the-red-channel-lenient-drops-the-pair", _red_channel_matte(strict=False), None, (),
          ("split/original/s0.jpg", "split/mask/s0.png")),
+    Case("mask/matte-in-the-red-channel-read-directly", _red_channel_matte_read_directly, ImageError,
+         ("{root}/m.png: an RGB matte whose channels differ at 560 of 2240 pixels",)),
     Case("mask/strict-validation-checks-everything-before-converting", _strict_with_a_conversion_pending, DataError,
          ("{root}/split: 1 problem(s) (strict=True; nothing was changed)",
           "{root}/split/mask/s9.png: mask without an image in {root}/split/original")),

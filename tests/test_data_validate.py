@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gfm.core.io import read_alpha
+from gfm.core.io import ImageError, read_alpha
 from gfm.data.errors import DataError
 from gfm.data.validate import validate_pairs
 
@@ -87,7 +87,8 @@ def test_a_matte_only_in_the_red_channel_is_refused_not_zeroed(tmp_path):
     with pytest.raises(DataError, match=rf"{path}: mask is RGB and its channels differ at {np.count_nonzero(alpha)} "
                                         rf"of 768 pixels \(channel ranges R \[0, 255\], G \[0, 0\], B \[0, 0\]\)"):
         validate_pairs(split)
-    assert read_alpha(path).max() == 0  # the trap: the first (blue) channel is empty
+    with pytest.raises(ImageError, match=rf"{path}: an RGB matte whose channels differ"):
+        read_alpha(path)  # the trap (OpenCV's first channel is the empty blue one) is refused, not zeroed
 
 
 def test_an_rgba_matte_with_a_uniform_alpha_over_varying_colour_is_refused(tmp_path):

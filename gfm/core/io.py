@@ -196,13 +196,21 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
 def read_alpha(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an alpha matte as a uint8 H×W array (EXIF orientation and pixel cap as :func:`read_image`).
 
-    Single-channel 8-bit files are returned as they are. RGB files (identical channels expected)
-    use their first channel, RGBA files their alpha channel, and 16-bit files are scaled to 8 bits;
-    callers that care (stage 1) use :func:`alpha_conversion` to warn about such files.
+    Single-channel 8-bit files are returned as they are. RGB files use their first channel when
+    the three channels agree and raise :class:`ImageError` otherwise (a matte kept in one colour
+    channel would silently become another); RGBA files use their alpha channel, and 16-bit files
+    are scaled to 8 bits. Callers that care (stage 1) use :func:`alpha_conversion` to warn about such files.
     """
     alpha = _imread(path, max_pixels)
-    if alpha.ndim == 3:
-        alpha = alpha[..., 3] if alpha.shape[2] == 4 else alpha[..., 0]
+    if alpha.ndim == 3 and alpha.shape[2] == 4:
+        alpha = alpha[..., 3]
+    elif alpha.ndim == 3:
+        differ = int(np.count_nonzero((alpha != alpha[..., :1]).any(axis=2)))
+        if differ:
+            raise ImageError(f"{path}: an RGB matte whose channels differ at {differ} of "
+                             f"{alpha.shape[0] * alpha.shape[1]} pixels; expected a gray or single-channel "
+                             f"matte: save the channel that holds the matte as a gray PNG")
+        alpha = alpha[..., 0]
     return _as_uint8(alpha, path)
 
 

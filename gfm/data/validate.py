@@ -117,8 +117,8 @@ def _check_sample(image: Path, stem: str, folders: dict[str, dict[str, Path]]
             continue
         path = files[stem]
         try:
+            note = _alpha_note(path, kind) if kind in ALPHA_LIKE else None  # first: it explains a colour matte
             data = read_alpha(path) if kind in ALPHA_LIKE else read_image(path)
-            note = _alpha_note(path, kind) if kind in ALPHA_LIKE else None
         except (ImageError, DataError) as error:
             issues.append(str(error))
             continue

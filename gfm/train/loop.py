@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from gfm.core.config import Params
 from gfm.core.device import autocast as device_autocast, resolve_device, resolve_precision
-from gfm.core.io import write_json, write_text
+from gfm.core.io import clean_stale_staging, write_json, write_text
 from gfm.model import checkpoint
 from gfm.model.fuse import keep_large_allocations_on_heap
 from gfm.model.network import count_parameters
@@ -215,6 +215,8 @@ def train(config: TrainConfig) -> TrainResult:
     start_epoch, step, rows, elapsed = 0, 0, [], 0.0
     average = WeightAverage(model, config.ema) if config.ema else None
     checkpoint_path = run_dir / checkpoint.CHECKPOINT_FILE
+    for name in (checkpoint.CHECKPOINT_FILE, checkpoint.MODEL_FILE, checkpoint.SUMMARY_FILE, checkpoint.LOSSES_FILE):
+        clean_stale_staging(run_dir / name)  # staging a killed run left beside its outputs
     if config.resume and checkpoint_path.is_file():
         state = checkpoint.load_training_state(checkpoint_path, map_location=device)
         try:
