@@ -109,7 +109,7 @@ def test_tables_and_findings_of_the_run(built):
     root, params, report, _ = built
     table1 = pd.read_csv(report.out / "table1.csv")
     ours = table1[table1["experiment"] == "coco-tt"].iloc[0]
-    assert ours["seeds"] == 3 and ours["sad_ci95"] > 0 and ours["method"] == "GFM-TT(r18-lite)"
+    assert ours["seeds"] == 3 and ours["sad_ci95"] > 0 and ours["method"] == "GFM-TT(r18-slim)"
     refs = table1[table1["track"] == "reference"]
     assert list(refs["experiment"]) == ["baselines/blank", "baselines/closed_form"]
     assert report.tables["table7"].frame.loc["GFM-TT(r)", ("gmac", "this run")] == 130.0
