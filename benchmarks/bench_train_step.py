@@ -16,8 +16,9 @@ implementation, fp32):
 ``s96``, ``s160``  input 96 / 160 px (crops scaled alike), ``b4``, ``b16``: batch 4 / 16
 ``loop``        what :func:`gfm.train.loop.train` does now (heap + fused Adam + channels-last)
 ``chosen``      ``loop`` with the recommended sample input (``--size``, ``--crops``, ``--batch``)
+``sample``      the sample profile after issue 11: ``loop`` on r18_slim, 96 px, batch 4
 
-Extra variants are ``name:key=value+key=value`` with keys ``size``, ``crops`` (``/``-separated), ``batch``,
+Extra variants are ``name:key=value+key=value`` with keys ``backbone``, ``size``, ``crops`` (``/``-separated), ``batch``,
 ``threads``, ``channels_last``, ``heap``, ``fused``, ``bf16`` (0/1).
 
 This machine is a shared 2-core VM whose speed changes by tens of percent from one minute to the
@@ -46,8 +47,8 @@ import time
 from pathlib import Path
 
 PHASES = ("data", "forward", "loss", "backward", "adam")
-TODAY = {"size": 128, "crops": (160, 240, 320), "batch": 8, "threads": 0, "channels_last": 1, "heap": 0,
-         "fused": 0, "bf16": 0}
+TODAY = {"backbone": "r18_lite", "size": 128, "crops": (160, 240, 320), "batch": 8, "threads": 0,
+         "channels_last": 1, "heap": 0, "fused": 0, "bf16": 0}
 NAMED = {
     "today": {},
     "nchw": {"channels_last": 0},
@@ -60,13 +61,14 @@ NAMED = {
     "b4": {"batch": 4},
     "b16": {"batch": 16},
     "loop": {"heap": 1, "fused": 1},
+    "sample": {"backbone": "r18_slim", "size": 96, "batch": 4, "heap": 1, "fused": 1},
 }
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="artifacts/datasets", help="folder holding am2k/train (or the world: data)")
-    parser.add_argument("--variants", default="today,nchw,threads1,heap,fused,bf16,s96,b4,loop,chosen",
+    parser.add_argument("--variants", default="today,nchw,threads1,heap,fused,bf16,s96,b4,loop,chosen,sample",
                         help="comma-separated names (module docstring) or name:key=value+key=value")
     parser.add_argument("--rounds", type=int, default=3, help="processes per variant, taking turns")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per process (after one warm-up step)")
@@ -114,7 +116,7 @@ def _variants(text: str, chosen: dict, parser) -> dict:
                 key, _, value = pair.partition("=")
                 if key not in TODAY:
                     parser.error(f"--variants {item!r}: unknown key {key!r} (known: {', '.join(TODAY)})")
-                spec[key] = _crops(value) if key == "crops" else int(value)
+                spec[key] = _crops(value) if key == "crops" else value if key == "backbone" else int(value)
         elif name == "chosen":
             spec = chosen
         elif name in NAMED:
@@ -137,10 +139,10 @@ def _step(run: dict) -> float:
 
 def _report(variants: dict, runs: dict) -> None:
     first = runs["today"][0]
-    print(f"\nGFM(r18_lite)-TT training step on {first['cpu']}, {first['threads']} threads by default, "
+    print(f"\nGFM-TT training step (backbone per variant) on {first['cpu']}, {first['threads']} threads by default, "
           f"native bf16: {first['bf16_native']}; {len(runs['today'])} rounds, a fresh process per round; "
           f"median seconds per phase")
-    print(f"{'variant':10s} {'size':>4s} {'batch':>5s} " + " ".join(f"{p:>8s}" for p in PHASES)
+    print(f"{'variant':10s} {'backbone':9s} {'size':>4s} {'batch':>5s} " + " ".join(f"{p:>8s}" for p in PHASES)
           + f" {'step':>7s} {'ms/sample':>9s} {'speed-up':>8s} {'per-sample':>10s}")
     for name, spec in variants.items():
         step = statistics.median(_step(r) for r in runs[name])
@@ -148,7 +150,7 @@ def _report(variants: dict, runs: dict) -> None:
         per_sample = [(_step(b) / TODAY["batch"]) / (_step(x) / spec["batch"]) for b, x in zip(runs["today"], runs[name])]
         phases = " ".join(f"{statistics.median(v for r in runs[name] for v in [statistics.median(r[p])]):8.3f}"
                           for p in PHASES)
-        print(f"{name:10s} {spec['size']:4d} {spec['batch']:5d} {phases} {step:7.3f} {1e3 * step / spec['batch']:9.1f} "
+        print(f"{name:10s} {spec['backbone']:9s} {spec['size']:4d} {spec['batch']:5d} {phases} {step:7.3f} {1e3 * step / spec['batch']:9.1f} "
               f"{statistics.median(ratios):7.2f}x {statistics.median(per_sample):9.2f}x")
     print("speed-up: today's step time / the variant's in the same round (median over rounds); per-sample: the "
           "same per training sample (batch sizes differ)")
@@ -169,7 +171,7 @@ def _worker(args, spec: dict) -> None:
     if spec["heap"]:
         keep_large_allocations_on_heap()
     torch.manual_seed(0)
-    model = build_gfm("r18_lite", "TT")
+    model = build_gfm(spec["backbone"], "TT")
     memory = torch.channels_last if spec["channels_last"] else torch.contiguous_format
     model = model.to(memory_format=memory).train()
     unused = set(model.unused_parameter_names())
