@@ -273,3 +273,12 @@ def bg20k_members(rng, names=None, *, root="BG-20k/") -> list[tuple[str, bytes]]
     names = names or {"train": ["h_0", "h_1", "h_2"], "testval": ["h_t"]}
     return [(f"{root}{split}/{stem}.jpg", jpg(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)))
             for split, stems in names.items() for stem in stems]
+
+
+#: What Google Drive serves with status 200 instead of a file: a quota page and a virus-scan warning.
+QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
+              b"<p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file recently. "
+              b"Please try accessing the file again later.</p></body></html>")
+VIRUS_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
+              b"<form id=\"download-form\" action=\"https://drive.usercontent.google.com/download\">"
+              b"Google Drive can't scan this file for viruses.</form></body></html>")

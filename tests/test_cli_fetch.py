@@ -21,14 +21,11 @@ from gfm.cli import build_parser, main
 from gfm.data import fetch, registry
 from gfm.data.registry import REGISTRY
 
-from httpserver import LocalServer, sha, torch_zip, write_file, zip_bytes
+from httpserver import QUOTA_PAGE, LocalServer, sha, torch_zip, write_file, zip_bytes
 
 #: The released checkpoints as the error for an unknown name lists them: registry name (--official spec).
 RELEASED = ("gfm_d121_tt (d121-tt)", "gfm_r34_tt (r34-tt)", "gfm_r34_ft (r34-ft)", "gfm_r34_bt (r34-bt)",
             "gfm_r34_2b_tt (r34_2b-tt)", "gfm_r101_tt (r101-tt)", "gfm_d121_rim (d121-rim)")
-QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
-              b"<p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file recently. "
-              b"Please try accessing the file again later.</p></body></html>")
 
 
 @pytest.fixture

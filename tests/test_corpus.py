@@ -66,7 +66,7 @@ from gfm.model.checkpoint import (CHECKPOINT_FILE, MODEL_FILE, RUN_FORMAT, Check
 from gfm.model.infer import load_model
 from gfm.train.loop import TrainConfig, train
 
-from httpserver import LocalServer, Route, jpg, png, sha, tar_bytes, zip_bytes
+from httpserver import QUOTA_PAGE, VIRUS_PAGE, LocalServer, Route, jpg, png, sha, tar_bytes, zip_bytes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,12 +318,6 @@ def _lock(bench: Bench) -> dict:
     return json.loads((bench.root / "lock.json").read_text())["files"]
 
 
-QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
-              b"<p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file recently. "
-              b"Please try accessing the file again later.</p></body></html>")
-VIRUS_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
-              b"<form id=\"download-form\" action=\"https://drive.usercontent.google.com/download\">"
-              b"Google Drive can't scan this file for viruses.</form></body></html>")
 HELLO = b"hello world"
 
 

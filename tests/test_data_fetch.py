@@ -14,15 +14,9 @@ import pytest
 from gfm.data import content, fetch
 from gfm.data.errors import ChecksumError, ContentError, DownloadError
 
-from httpserver import LocalServer, png, sha, tar_bytes, torch_zip, zip_bytes
+from httpserver import QUOTA_PAGE, VIRUS_PAGE, LocalServer, png, sha, tar_bytes, torch_zip, zip_bytes
 
 FAST = {"backoff": 0.01, "timeout": 10.0, "progress": False}
-QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
-              b"<p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file recently. "
-              b"Please try accessing the file again later.</p></body></html>")
-VIRUS_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
-              b"<form id=\"download-form\" action=\"https://drive.usercontent.google.com/download\">"
-              b"Google Drive can't scan this file for viruses.</form></body></html>")
 
 
 @pytest.fixture
