@@ -75,7 +75,7 @@ def test_repo_params_load_typed(params):
 
 def test_optional_knobs_have_the_notebook_defaults(params):
     ori = params.experiment("ori-tt")
-    assert ori.steps_per_epoch is None and ori.max_steps is None and ori.pretrained is False
+    assert ori.steps_per_epoch is None and ori.max_steps is None and ori.pretrained is None and params.train.pretrained == "none"
     assert params.train.n_preview == 4 and params.train.metrics_path("ori-tt") == "metrics/train/ori-tt.json"
     assert params.data.n_samples == 4 and params.data.metrics_out == "metrics/download.json"
     assert params.compose.fg_error_images == 3 and params.compose.gap_images == 48
@@ -227,6 +227,15 @@ ERRORS = [
     (_set(f"{ORI}.data", "artifacts/composites/coco"), f"{ORI}.data",
      "expected 'artifacts/datasets/am2k/train'"),
     (_set("train.experiments.ori-single.ppm", "none"), "train.experiments.ori-single.ppm", "decoder: single"),
+    (_set("train.pretrained", True), "train.pretrained", "got bool True (write imagenet)"),
+    (_set(f"{ORI}.pretrained", False), f"{ORI}.pretrained", "got bool False (write none)"),
+    (_drop("train.pretrained"), "train.pretrained", "missing required key"),
+    (_set("compose.mode", "lazy"), "compose.mode", "must be one of online, offline"),
+    (_set("evaluate.fusion", "eq7"), "evaluate.fusion", "must be one of official, upsampled"),
+    (_set("evaluate.benchmarks", ["am2k", "pm10k"]), "evaluate.benchmarks[1]", "must be one of am2k, p3m500p"),
+    (_set("evaluate.table5_d", 0.5), "evaluate.table5_d", "must be >= 1"),
+    # estimated F/B: the ORI-Track set is <compose.out>/ori, which the compose stage writes
+    (_set("train.fg_bg", "estimated"), f"{ORI}.data", "expected 'artifacts/composites/ori'"),
     (_set("train.experiments", {}), "train.experiments", "at least one experiment"),
     (_set("train.experiments.bad name", {}), "train.experiments.bad name", "experiment name"),
 ]
@@ -349,6 +358,8 @@ def _module(name):
     ("DETECTORS", "gfm.bg20k.build", "DETECTORS"),
     ("ROSTAS", "gfm.model.network", "ROSTAS"),
     ("STRATEGIES", "gfm.model.infer", "STRATEGIES"),
+    ("FUSIONS", "gfm.model.infer", "FUSIONS"),
+    ("BENCHMARKS", "gfm.data.registry", "BENCHMARKS"),
     ("OFFICIAL_DIFFERENCES", "gfm.train.losses", "OFFICIAL_DIFFERENCES"),
     ("REAL_SOURCES", "gfm.data.registry", "REGISTRY"),
 ])

@@ -91,7 +91,7 @@ class TrainConfig:
     decoder: str
     ppm: str
     bridge: bool
-    pretrained: bool | str
+    pretrained: str
     crop_sizes: tuple
     input_size: int
     trimap_kernel: int
@@ -124,7 +124,8 @@ class TrainConfig:
             raise ValueError(f"{params.path}: train.seeds: seed {seed!r} is not one of {list(train.seeds)}")
         return cls(experiment=experiment, track=item.track, datasets=params.data.datasets,
                    composites=params.compose.out, out_dir=train.out, backbone=item.backbone, rosta=item.rosta,
-                   decoder=item.decoder, ppm=item.ppm, bridge=item.bridge, pretrained=item.pretrained,
+                   decoder=item.decoder, ppm=item.ppm, bridge=item.bridge,
+                   pretrained=train.pretrained if item.pretrained is None else item.pretrained,
                    crop_sizes=tuple(train.crop_sizes), input_size=train.input_size,
                    trimap_kernel=train.trimap_kernel, ftbt_kernel=train.ftbt_kernel, fg_bg=train.fg_bg,
                    epochs=item.epochs, steps_per_epoch=item.steps_per_epoch, max_steps=item.max_steps,

@@ -60,7 +60,16 @@ inputs for the transition Laplacian (alpha and prediction multiplied by W before
 the paper's per-pixel W is not defined on coarser levels); each pyramid level contributes its
 mean absolute difference (the paper's Eq. 5 writes an un-normalised sum); the composition loss
 sums the three colour channels and divides by the number of alpha pixels (Eq. 7's N), on
-images scaled to [0, 1]; the fused matte's arg-max carries no gradient (CM trains FD only).
+images scaled to [0, 1].
+
+Paper vs both codes (followed as the official code, not switchable)
+-------------------------------------------------------------------
+``cm_gradient``: Sect. 3.5 (Collaborative Matting) says both decoders are trained "that the losses
+can be back-propagated to each of them via the CM module". In the official code, and here, CM takes
+the arg-max of the glance output (:func:`gfm.model.network.collaborative_matting`), which has no
+gradient: the CM loss (Eq. 6) trains the focus decoder only, and the glance decoder learns from Eq.
+2 alone. A differentiable CM would need a choice the paper does not make (e.g. soft class
+probabilities), so the project keeps the released behaviour and lists it here.
 """
 
 from __future__ import annotations
