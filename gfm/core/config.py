@@ -100,7 +100,8 @@ FG_BG = ("auto", "files", "alpha_blending", "estimated")            # gfm.train.
 COMPOSE_MODES = ("online", "offline")                               # gfm.train.dataset (COMP-Track)
 FUSIONS = ("official", "upsampled")                                 # gfm.model.infer.FUSIONS
 BENCHMARKS = ("am2k", "p3m500p", "p3m500np")                        # gfm.data.registry.BENCHMARKS
-PRETRAINED_WORDS = ("imagenet", "none")                             # gfm.model.backbones (or a path)
+PRETRAINED_WORDS = ("imagenet", "none")                             # gfm.model.backbones.PRETRAINED_CHOICES
+WEIGHTS_DIR = "weights"         # local backbone weights (train.pretrained: <path>) live here: a dep of every train@ stage
 ON_BAD_SAMPLE = ("fail", "skip")                                    # gfm.train.dataset
 OFFICIAL_DIFFERENCES = ("ce_on_sigmoid", "quarter_weights", "trimap_transition",  # gfm.train.losses
                         "ft_bt_glance_targets", "rim_bt_reads_ft", "alpha_norm_plus_one",
@@ -130,11 +131,19 @@ class _OfficialLoss:
 @dataclass(frozen=True)
 class _Pretrained:
     """``imagenet`` (torchvision's ImageNet weights), ``none`` (random initialisation) or the path of
-    a local state dict of the backbone. A YAML bool is refused: it does not say which weights."""
+    a local state dict of the backbone inside ``weights/`` (every ``train@`` stage depends on that
+    folder, so replacing a file there re-runs training). A YAML bool is refused: it does not say which
+    weights."""
 
     def __call__(self, value, ctx=None, key=""):
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            value = value.strip()
+            if value not in PRETRAINED_WORDS:
+                path = posixpath.normpath(value)
+                if path.startswith("/") or path.split("/")[0] != WEIGHTS_DIR or path == WEIGHTS_DIR:
+                    raise Invalid(f"{value!r} must be imagenet, none or a file under {WEIGHTS_DIR}/ (the train "
+                                  f"stages' dvc dependency): copy the file to {WEIGHTS_DIR}/")
+            return value
         if isinstance(value, bool):
             raise Invalid(f"expected imagenet, none or a path to weights, got bool {value!r} "
                            f"(write {'imagenet' if value else 'none'})")
