@@ -273,25 +273,6 @@ def test_registry():
 
 
 # --------------------------------------------------------------------------------------------
-# Pretrained weights (checkpoints: tests/test_checkpoint.py)
-# --------------------------------------------------------------------------------------------
-
-def test_pretrained_never_downloads(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(FileNotFoundError, match=r"hub/checkpoints/resnet18-.*\.pth.*download"):
-        build_gfm("r18_lite", pretrained=True)
-    import torchvision
-    weights = torchvision.models.resnet18(weights=None).state_dict()
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    path = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    torch.save(weights, path)
-    for pretrained in (True, str(path)):
-        model = build_gfm("r18_lite", pretrained=pretrained)
-        torch.testing.assert_close(model.encoder0[0].weight, weights["conv1.weight"], rtol=0, atol=0)
-        torch.testing.assert_close(model.resnet.fc.weight, weights["fc.weight"], rtol=0, atol=0)
-
-
-# --------------------------------------------------------------------------------------------
 # Inference helpers
 # --------------------------------------------------------------------------------------------
 

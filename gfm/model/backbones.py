@@ -6,9 +6,11 @@ paper's tables abbreviate it (``r34`` = GFM(r), ``d121`` = GFM(d), ``r101`` = GF
 E0..EL, their channels and strides, and the widths of the decoder blocks that sit on them.
 :class:`gfm.model.network.GFM` builds the glance and focus decoders from that description alone.
 
-Backbones are built from torchvision constructors with ``weights=None``; nothing is ever
-downloaded. ImageNet weights are loaded by :func:`load_imagenet_weights` from the local torch
-hub cache or from an explicit file.
+Backbones are built from torchvision constructors with ``weights=None``. Their initialisation
+(``train.pretrained``: ``imagenet`` | ``none`` | a path) is resolved and checked by
+:func:`prepare_pretrained` before any training work -- downloading torchvision's ImageNet weights
+into torch hub's cache if they are not there -- and loaded by :func:`load_pretrained`; both go
+through the same code.
 
 The torchvision model is kept whole as a sub-module (``resnet`` or ``densenet``), its unused
 ImageNet classifier included, because the official checkpoints store it that way (their
@@ -19,8 +21,13 @@ exactly as the released checkpoints do.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import os
+import pickle
 import re
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +36,17 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from gfm.core.io import sha256_file
+
 __all__ = [
     "Encoder",
     "register_backbone",
     "list_backbones",
     "create_encoder",
-    "load_imagenet_weights",
+    "PRETRAINED_CHOICES",
+    "PretrainedError",
+    "prepare_pretrained",
+    "load_pretrained",
     "imagenet_weights_path",
 ]
 
@@ -64,7 +76,9 @@ class Encoder:
         that state-dict keys match the official checkpoints.
     weights : str or None
         Name of the torchvision weights enum member (e.g. ``"ResNet34_Weights.IMAGENET1K_V1"``)
-        whose file :func:`load_imagenet_weights` loads into ``holder``.
+        whose file :func:`load_pretrained` loads into ``holder`` (None: no ImageNet weights).
+    name : str
+        The registered name of the backbone (set by :func:`create_encoder`).
     """
 
     stages: list
@@ -76,6 +90,7 @@ class Encoder:
     holder_name: str | None = None
     holder: nn.Module | None = None
     weights: str | None = None
+    name: str = ""
 
 
 def register_backbone(fn: Callable[..., Encoder]) -> Callable[..., Encoder]:
@@ -93,7 +108,9 @@ def create_encoder(name: str, **kwargs) -> Encoder:
     """Build the encoder registered as ``name`` (keyword arguments go to its constructor)."""
     if name not in _REGISTRY:
         raise ValueError(f"backbone={name!r} is not registered; expected one of {list_backbones()}")
-    return _REGISTRY[name](**kwargs)
+    encoder = _REGISTRY[name](**kwargs)
+    encoder.name = name
+    return encoder
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,47 +218,231 @@ def _basic_layer(cin: int, cout: int, stride: int, blocks: int = 2) -> nn.Sequen
 
 
 # --------------------------------------------------------------------------------------------
-# ImageNet weights (local files only)
+# Pretrained initialisation (``train.pretrained``)
 # --------------------------------------------------------------------------------------------
 
-def imagenet_weights_path(weights: str) -> Path:
-    """Where torch hub keeps the file of torchvision weights ``weights`` (not downloaded)."""
-    enum = _weights_enum(weights)
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+#: The values of ``train.pretrained`` that are not a path.
+PRETRAINED_CHOICES = ("imagenet", "none")
 
 
-def load_imagenet_weights(encoder: Encoder, path: str | Path | None = None) -> None:
-    """Load ImageNet weights into ``encoder.holder`` from ``path`` or the torch hub cache.
+class PretrainedError(FileNotFoundError, ValueError):
+    """The initialisation ``train.pretrained`` asks for cannot be had.
 
-    Never downloads. Raises ``FileNotFoundError`` naming the expected file and its URL when
-    it is absent, and ``ValueError`` when the file does not fit the backbone.
+    The weights are not where they were looked for (ImageNet weights neither in torch hub's cache nor
+    downloadable, a path that is no file, a backbone without ImageNet weights) or the file there is
+    not them (unreadable, not a state dict, keys or shapes of another network). A
+    ``FileNotFoundError`` and a ``ValueError``; the message names the file, where it was looked for
+    and what to do.
     """
-    if encoder.holder is None or encoder.weights is None:
-        raise ValueError("this backbone has no ImageNet weights to load")
-    if path is None:
-        path = imagenet_weights_path(encoder.weights)
-        if not path.is_file():
-            url = _weights_enum(encoder.weights).url
-            raise FileNotFoundError(
-                f"ImageNet weights {encoder.weights} not found at {path}; this project never "
-                f"downloads at runtime: fetch {url} yourself and put it there, or pass "
-                f"pretrained=<path to the .pth file>")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained={str(path)!r}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if encoder.holder_name == "densenet":
-        state = {_DENSENET_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()}
-    result = encoder.holder.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path}: not {encoder.weights} weights (missing keys "
-                         f"{result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]})")
+
+
+def prepare_pretrained(backbone: str, value, *, progress: bool = True, **backbone_kwargs) -> dict:
+    """Resolve ``train.pretrained`` for ``backbone`` before any training work, and check the weights fit.
+
+    Sect. 3.1: the shared encoder is "pre-trained on the ImageNet training set" (the official code
+    builds it with torchvision's ``pretrained=True``).
+
+    Parameters
+    ----------
+    backbone : str
+        A registered backbone name.
+    value : str
+        ``"imagenet"``: torchvision's ImageNet weights of the backbone, read from torch hub's cache
+        (:func:`imagenet_weights_path`, honouring ``TORCH_HOME``); when absent they are downloaded
+        there by torch hub's downloader (a progress bar if ``progress``, the hash prefix in the
+        file name checked as torchvision does). Offline, the :class:`PretrainedError` names the
+        file, the folder and the URL, and says how to place the file by hand.
+        ``"none"``: PyTorch's random initialisation.
+        Anything else: the path of a local state dict of the backbone, in torchvision's key
+        naming of that network (the keys of ``torchvision.models.resnet34().state_dict()`` for
+        ``r34`` and ``r34_2b``, ``resnet101`` for ``r101``, ``resnet18`` for ``r18_lite``,
+        ``densenet121`` for ``d121``, whose pre-0.4 key names are renamed as torchvision
+        does), either at the top level or under a ``"state_dict"`` entry, optionally with the
+        ``"module."`` prefix of ``nn.DataParallel``. Keys the encoder never uses (the ImageNet
+        classifier, r34_2b's replaced 7x7 stem, DenseNet's final norm) and BatchNorm's
+        ``num_batches_tracked`` may be absent; any other missing key, any unexpected key and
+        any tensor of another shape is a :class:`PretrainedError` listing the first of them.
+        ``True``, ``False`` and ``None`` are accepted as ``"imagenet"``, ``"none"``, ``"none"``.
+    progress : bool
+        Show the download's progress bar (stderr).
+    **backbone_kwargs
+        Keyword arguments of the backbone constructor (they do not change its torchvision part).
+
+    Returns
+    -------
+    dict
+        Plain data saying what was used, for the training metrics: ``{"pretrained": "none"}``;
+        ``{"pretrained": "imagenet", "weights": <torchvision weights>, "url": ..., "file": <file
+        name in torch hub's cache>, "sha256": ...}``; ``{"pretrained": <path>, "file": <path>,
+        "sha256": ...}``.
+    """
+    value = _pretrained_value(value)
+    if value == "none":
+        return {"pretrained": "none"}
+    with torch.device("meta"):  # the shapes to check against, without initialising any weights
+        encoder = create_encoder(backbone, **backbone_kwargs)
+    record, _ = _read_pretrained(encoder, value, progress)
+    return record
+
+
+def load_pretrained(encoder: Encoder, value, *, progress: bool = True) -> dict:
+    """Initialise ``encoder``'s torchvision part as ``value`` says -> what was used.
+
+    The same resolution and checks as :func:`prepare_pretrained` (which see for ``value`` and the
+    returned dict); ``"imagenet"`` downloads the weights if torch hub's cache lacks them.
+    """
+    value = _pretrained_value(value)
+    if value == "none":
+        return {"pretrained": "none"}
+    record, state = _read_pretrained(encoder, value, progress)
+    encoder.holder.load_state_dict(state, strict=False)  # keys and shapes checked: only optional keys are absent
+    return record
+
+
+def imagenet_weights_path(weights: str) -> Path:
+    """Where torch hub keeps the file of torchvision weights ``weights``:
+    ``torch.hub.get_dir()/checkpoints/<file name of the weights' URL>`` (``$TORCH_HOME/hub/...``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_weights_enum(weights).url).name
 
 
 # The DenseNet files on download.pytorch.org predate torchvision's module names ("norm.1" for
 # "norm1"); torchvision renames them the same way when it loads them.
 _DENSENET_OLD_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+#: Seconds a download may wait for a connection or a byte before it counts as failed.
+_DOWNLOAD_TIMEOUT = 60.0
+_SHOWN = 5
+# What torch.load(weights_only=True) says of a refused callable and of a foreign pickle (as gfm.model.checkpoint reads it)
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+_UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)", re.S)
+_CHOICES = " or ".join(repr(c) for c in PRETRAINED_CHOICES)
+
+
+def _pretrained_value(value) -> str:
+    """``value`` as a string: "imagenet", "none" or a path (the bool/None aliases resolved)."""
+    if value is True:
+        return "imagenet"
+    if value is False or value is None:
+        return "none"
+    if isinstance(value, (str, os.PathLike)) and str(value).strip():
+        return str(value).strip() if isinstance(value, str) else os.fspath(value)
+    raise PretrainedError(f"pretrained={value!r}: expected {_CHOICES} or the path of a state dict of the backbone")
+
+
+def _read_pretrained(encoder: Encoder, value: str, progress: bool) -> tuple[dict, dict]:
+    """(what was used, the checked state dict of ``encoder.holder``) for ``value`` ("imagenet" or a path)."""
+    name = encoder.name or "this backbone"
+    if encoder.holder is None:
+        raise PretrainedError(
+            f"pretrained={value!r}: backbone {name} is not a torchvision network, so it has no ImageNet weights "
+            f"and no torchvision-named state dict fits it; use pretrained 'none', or a backbone with ImageNet "
+            f"weights")
+    if value == "imagenet":
+        path = _imagenet_file(encoder, progress)
+        url = _weights_enum(encoder.weights).url
+        record = {"pretrained": "imagenet", "weights": encoder.weights, "url": url, "file": path.name}
+    else:
+        path = Path(value)
+        if not path.is_file():
+            where = "a folder" if path.is_dir() else "no such file"
+            raise PretrainedError(
+                f"pretrained={value!r}: {where} ({path.resolve()}); expected {_CHOICES} or the path of a state "
+                f"dict of backbone {name}")
+        record = {"pretrained": value, "file": value}
+    state = _fit(_load_file(path, value == "imagenet"), encoder, path)
+    record["sha256"] = sha256_file(path)
+    return record, state
+
+
+def _imagenet_file(encoder: Encoder, progress: bool) -> Path:
+    """The cached file of ``encoder.weights``, downloaded into torch hub's cache if absent."""
+    path = imagenet_weights_path(encoder.weights)
+    if path.is_file():
+        return path
+    url = _weights_enum(encoder.weights).url
+    found = torch.hub.HASH_REGEX.search(path.name)  # torchvision's check_hash=True: the name holds a sha256 prefix
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _socket_timeout(_DOWNLOAD_TIMEOUT):
+            # writes <file>.<uuid>.partial beside it and renames it into place only when complete and verified
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=found.group(1) if found else None,
+                                           progress=progress)
+    except (OSError, http.client.HTTPException, RuntimeError) as error:  # URLError, timeouts; wrong hash
+        reason = str(error).strip() or type(error).__name__
+        raise PretrainedError(
+            f"pretrained='imagenet': the ImageNet weights of backbone {encoder.name} ({encoder.weights}) are not at "
+            f"{path} and the download of {url} failed ({reason}). Looked for file {path.name} in folder "
+            f"{path.parent} (torch hub's cache: $TORCH_HOME/hub/checkpoints). To place it by hand: download {url} "
+            f"on a machine with network, copy it into that folder under that name (or set TORCH_HOME to a folder "
+            f"whose hub/checkpoints/ holds it), or set train.pretrained to the path of the file") from None
+    return path
+
+
+def _load_file(path: Path, cached: bool):
+    """``torch.load(path, weights_only=True)`` on the CPU, any failure a :class:`PretrainedError` naming ``path``."""
+    hint = "; delete it and it is downloaded again" if cached else ""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused:
+            raise PretrainedError(f"{path}: refused, nothing in it was run: its pickle would call {refused.group(1)}, "
+                                  f"which is not plain data; expected a state dict of tensors{hint}") from None
+        reason = _UNPICKLER_REASON.search(str(error))
+        raise PretrainedError(f"{path}: not a PyTorch file of tensors, the pickle is foreign or corrupt "
+                              f"({reason.group(1) if reason else type(error).__name__}); expected a state dict of "
+                              f"tensors{hint}") from None
+    except Exception as error:  # torch's readers raise many types for a foreign or damaged file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PretrainedError(f"{path}: not a readable PyTorch file, truncated or corrupt ({first}); expected a "
+                              f"state dict of tensors{hint}") from None
+
+
+def _fit(content, encoder: Encoder, path: Path) -> dict:
+    """The state dict in ``content``, renamed to ``encoder.holder``'s keys and checked against its shapes."""
+    state = content
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not state:
+        what = f"a {type(content).__name__}" + (f" of {len(content)} items" if hasattr(content, "__len__") else "")
+        raise PretrainedError(f"{path}: holds {what}, not a state dict (expected a dict of tensors, or one under "
+                              f"a 'state_dict' entry)")
+    not_tensors = [str(k) for k, v in state.items() if not torch.is_tensor(v)]
+    if not_tensors:
+        raise PretrainedError(f"{path}: not a state dict: {len(not_tensors)} entries are not tensors "
+                              f"{not_tensors[:_SHOWN]}")
+    keys = [str(k) for k in state]
+    if all(k.startswith("module.") for k in keys):
+        state = {k[len("module."):]: v for k, v in zip(keys, state.values())}
+    if encoder.holder_name == "densenet":
+        state = {_DENSENET_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()}
+    own = encoder.holder.state_dict(keep_vars=True)
+    used = {id(t) for stage in encoder.stages for t in (*stage.parameters(), *stage.buffers())}
+    optional = {k for k, t in own.items() if id(t) not in used or k.endswith(".num_batches_tracked")}
+    missing = [k for k in own if k not in state and k not in optional]
+    unexpected = [str(k) for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        problems = [f"{len(items)} {what} {items[:_SHOWN]}"
+                    for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                        ("tensors of another shape", shapes)) if items]
+        raise PretrainedError(
+            f"{path}: not weights of backbone {encoder.name} ({encoder.weights.split('_')[0].lower()} in "
+            f"torchvision's key naming, e.g. {list(own)[:2]}): {'; '.join(problems)}")
+    return dict(state)
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """Give sockets opened meanwhile a timeout (urllib's default is none: a silent network hangs)."""
+    previous = socket.getdefaulttimeout()
+    if previous is None:
+        socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _weights_enum(weights: str):

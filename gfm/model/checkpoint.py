@@ -1,4 +1,4 @@
-"""The training-run folder contract: every GFM checkpoint is written and read here (Sect. 6.1).
+"""The training-run folder contract: every GFM checkpoint is written and read here (Sect. 5.2).
 
 A run folder ``<out>/<experiment>/`` (:func:`gfm.train.loop.train`) holds
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import random
 import re
@@ -83,7 +84,7 @@ class CheckpointError(ValueError):
 class ModelSpec:
     """Everything :func:`gfm.model.network.build_gfm` needs to rebuild a trained GFM.
 
-    ``backbone`` (a registered name), ``rosta`` (TT/FT/BT, Sect. 3.4, or RIM, Sect. 7), the
+    ``backbone`` (a registered name), ``rosta`` (TT/FT/BT, Sect. 3.4, or RIM, Sect. 5.5), the
     Table 4 ablation switches ``decoder``, ``ppm``, ``bridge``, and ``backbone_options`` (keyword
     arguments of the backbone constructor, e.g. ``{"width_divisor": 16}`` of ``r18_lite``).
     """
@@ -127,8 +128,9 @@ class ModelSpec:
         return {"backbone": self.backbone, "rosta": self.rosta, "decoder": self.decoder, "ppm": self.ppm,
                 "bridge": self.bridge, "backbone_options": dict(self.backbone_options)}
 
-    def build(self, *, pretrained: bool | str = False) -> GFM:
-        """A freshly initialised GFM of this spec (``pretrained``: see :func:`gfm.model.network.build_gfm`)."""
+    def build(self, *, pretrained: str | os.PathLike | bool | None = "none") -> GFM:
+        """A freshly initialised GFM of this spec; ``pretrained``: ``"imagenet"``, ``"none"`` or the path
+        of a state dict of the backbone (``train.pretrained``; see :func:`gfm.model.network.build_gfm`)."""
         return build_gfm(self.backbone, self.rosta, pretrained=pretrained, decoder=self.decoder, ppm=self.ppm,
                          bridge=self.bridge, **dict(self.backbone_options))
 

@@ -5,14 +5,14 @@ A shared encoder (:mod:`gfm.model.backbones`) feeds two decoders:
 * the glance decoder (GD) D_G^L..D_G^0, each block three 3x3 convolutions and an up-sampling,
   with a pyramid pooling module (PPM) after E_L whose output reaches every block (the paper
   says "element-wise sum"; the released model concatenates, and so do we: the checkpoint
-  layout is the reference); it predicts C-class probabilities (Sect. 3.1, Eq. 2);
+  layout is the reference); it predicts C-class probabilities (Sect. 3.2, Eq. 2);
 * the focus decoder (FD) D_F^L..D_F^0 with a bridge block (three dilated 3x3 convolutions)
   after E_L and U-Net shortcuts from each E_i; it predicts the alpha matte of the transition
-  area (Sect. 3.1, Eq. 3).
+  area (Sect. 3.3, trained by Eq. 3).
 
-Collaborative matting (Sect. 3.2, Eq. 7) merges both according to the RoSTa (Sect. 3.4):
+Collaborative matting (Sect. 3.5) merges both according to the RoSTa (Sect. 3.4):
 TT (trimap, C=3), FT (foreground + transition, C=2) or BT (background + transition, C=2).
-RIM (Sect. 7, "RoSTa Integration") gives GD and FD one head per RoSTa and fuses the three
+RIM (Sect. 5.5, "RoSTa Integration") gives GD and FD one head per RoSTa and fuses the three
 collaborative mattes with a 1x1 conv, a squeeze-and-excitation layer and another 1x1 conv.
 
 Input convention: the network sees RGB images as float **in [0, 255]**, N x 3 x H x W, without
@@ -26,6 +26,7 @@ reads the released checkpoints without a key mapping.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gfm.model.backbones import Encoder, create_encoder, list_backbones, load_imagenet_weights
+from gfm.model.backbones import Encoder, create_encoder, list_backbones, load_pretrained
 from gfm.model.complexity import count_parameters
 from gfm.model.fuse import fold_batch_norms, fuse_pointwise, keep_large_allocations_on_heap
 
@@ -53,7 +54,7 @@ ROSTAS = ("TT", "FT", "BT", "RIM")
 GLANCE_CLASSES = {"TT": 3, "FT": 2, "BT": 2}
 
 
-def build_gfm(backbone: str, rosta: str = "TT", *, pretrained: bool | str = False,
+def build_gfm(backbone: str, rosta: str = "TT", *, pretrained: str | os.PathLike | bool | None = "none",
               decoder: str = "two", ppm: str = "five", bridge: bool = True,
               **backbone_kwargs) -> "GFM":
     """Build GFM on a registered backbone.
@@ -62,13 +63,18 @@ def build_gfm(backbone: str, rosta: str = "TT", *, pretrained: bool | str = Fals
     ----------
     backbone : str
         A name from :func:`gfm.model.backbones.list_backbones` (``r34``, ``r34_2b``, ``d121``,
-        ``r101``, ``r18_lite``).
+        ``r101``, ``r18_lite``, ``r18_slim``).
     rosta : {"TT", "FT", "BT", "RIM"}
-        Representation of semantic and transition areas (Sect. 3.4), or RIM (Sect. 7).
-    pretrained : bool or str
-        ``True`` loads the backbone's ImageNet weights from the torch hub cache (never
-        downloads; a clear ``FileNotFoundError`` says where to put the file), a path loads
-        that file, ``False`` keeps PyTorch's random initialisation.
+        Representation of semantic and transition areas (Sect. 3.4), or RIM (Sect. 5.5).
+    pretrained : {"none", "imagenet"} or path
+        The backbone's initialisation, as ``train.pretrained`` (Sect. 3.1: ImageNet weights):
+        ``"none"`` keeps PyTorch's random initialisation, ``"imagenet"`` loads torchvision's
+        ImageNet weights from torch hub's cache (downloading them if absent), a path loads that
+        state dict, checked; ``True``/``False``/``None`` stand for ``"imagenet"``/``"none"``/``"none"``.
+        :func:`gfm.model.backbones.load_pretrained` does it (the checks and the
+        :class:`~gfm.model.backbones.PretrainedError` of
+        :func:`~gfm.model.backbones.prepare_pretrained`, which a caller runs first to fail before
+        any work). Nothing is downloaded unless ``"imagenet"`` is asked for.
     decoder : {"two", "single"}
         ``"single"`` is the SINGLE ablation of Table 4 (see :class:`GFM`).
     ppm : {"five", "one", "none"}
@@ -79,10 +85,7 @@ def build_gfm(backbone: str, rosta: str = "TT", *, pretrained: bool | str = Fals
         Passed to the backbone constructor (e.g. ``width_divisor`` of ``r18_lite``).
     """
     encoder = create_encoder(backbone, **backbone_kwargs)
-    if pretrained is True:
-        load_imagenet_weights(encoder)
-    elif pretrained:
-        load_imagenet_weights(encoder, path=pretrained)
+    load_pretrained(encoder, pretrained)
     return GFM(encoder, rosta, decoder=decoder, ppm=ppm, bridge=bridge, backbone=backbone)
 
 
@@ -97,7 +100,7 @@ class GFM(nn.Module):
     ``glance_logits`` the same before the sigmoid
     ``focus``         N x 1 x H x W alpha of FD in the transition area (sigmoid)
     ``focus_logits``  the same before the sigmoid
-    ``fusion``        N x 1 x H x W the collaborative matte (Eq. 7)
+    ``fusion``        N x 1 x H x W the collaborative matte (Sect. 3.5)
 
     With ``rosta="RIM"`` the dict also has ``rosta``: ``{"TT": {...}, "FT": {...}, "BT": {...}}``
     holding those five entries for each RoSTa head; the top-level ``glance``/``focus`` entries
@@ -265,7 +268,7 @@ class GFM(nn.Module):
 
 
 def collaborative_matting(rosta: str, glance: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
-    """Collaborative matting (Sect. 3.2, Eq. 7): merge the glance and focus predictions.
+    """Collaborative matting (Sect. 3.5): merge the glance and focus predictions.
 
     The glance map is turned into hard labels by an arg-max over its C channels (as the
     released model does, on the sigmoid probabilities), then
@@ -275,7 +278,10 @@ def collaborative_matting(rosta: str, glance: torch.Tensor, focus: torch.Tensor)
     * FT (classes 0 / 1 = foreground): alpha = label + focus, clipped at 1;
     * BT (classes 0 / 1 = foreground-or-transition): alpha = label - focus, clipped at 0.
 
-    The result lies in [0, 1]. The arg-max carries no gradient: the fusion losses train FD only.
+    The result lies in [0, 1]. The arg-max carries no gradient: the collaborative-matting losses
+    (Eq. 6-7) train FD only. Sect. 3.5 says both decoders are trained so "that the losses can be
+    back-propagated to each of them via the CM module"; the official code's arg-max passes nothing
+    to GD, and this project follows the official code (GD learns from Eq. 2 alone).
 
     Parameters
     ----------
