@@ -1,7 +1,9 @@
 """gfm.core.io: atomic files and folders -- nothing half-written is ever visible; image reading."""
 
+import io
 import os
 import struct
+import zipfile
 import zlib
 
 import cv2
@@ -9,8 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from gfm.core.io import (BYTES_PER_PIXEL, MAX_PIXELS_ENV, ImageError, atomic_dir, atomic_path, max_image_pixels,
-                         read_alpha, read_image, replace_dir, write_image)
+from gfm.core.io import (
+    BYTES_PER_PIXEL,
+    MAX_PIXELS_ENV,
+    ImageError,
+    atomic_dir,
+    atomic_path,
+    max_image_pixels,
+    read_alpha,
+    read_image,
+    replace_dir,
+    write_image,
+)
+from gfm.data.archive import extract_archive
 
 
 def _listing(folder):
@@ -41,6 +54,28 @@ def test_atomic_dir_replaces_an_existing_folder_in_one_step(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert dest.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_atomic_dir_removes_the_parent_folders_it_made_when_the_build_fails(tmp_path):
+    (tmp_path / "kept").mkdir()
+    dest = tmp_path / "kept" / "a" / "b" / "out"
+    with pytest.raises(ValueError, match="refused"), atomic_dir(dest) as tmp:
+        (tmp / "half.txt").write_text("x")
+        raise ValueError("refused")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]     # a/ and a/b/ are gone, kept/ stays
+    with atomic_dir(dest) as tmp:                                       # a success keeps them
+        (tmp / "done.txt").write_text("x")
+    assert (dest / "done.txt").is_file()
+
+
+def test_extract_archive_refusing_a_traversal_leaves_no_folder_behind(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../escape.txt", b"x")
+    (tmp_path / "evil.zip").write_bytes(buffer.getvalue())
+    with pytest.raises(Exception, match="escape"):
+        extract_archive(tmp_path / "evil.zip", tmp_path / "new" / "deep" / "dest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.zip"]
 
 
 def test_atomic_dir_keeps_the_previous_folder_when_the_build_fails(tmp_path):

@@ -81,8 +81,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty folder beside ``path`` to build in; on success it replaces ``path`` in one
-    rename (:func:`replace_dir`), on failure it is deleted and ``path`` is left as it was."""
+    rename (:func:`replace_dir`), on failure it is deleted, and so are the parent folders made for
+    it, leaving ``path`` and its surroundings as they were."""
     path = Path(path)
+    made = _missing_folders(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -90,6 +92,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:            # deepest first; stops at one that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -352,3 +362,12 @@ def _as_uint8(image: np.ndarray, path) -> np.ndarray:
         return to_uint8(image)
     except ValueError as error:
         raise ImageError(f"{path}: unsupported image dtype {image.dtype}") from error
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
