@@ -2,7 +2,7 @@
 
     gfm matte IMAGE_OR_DIR [...] --checkpoint PATH --out DIR [--official BACKBONE-ROSTA]
               [--strategy hybrid|resize|rim] [--d1 3] [--d2 2] [--d D] [--max-side 1600]
-              [--official-resize] [--device auto] [--precision fp32|bf16]
+              [--fusion official|upsampled] [--pre-resize [PIXELS]] [--device auto] [--precision fp32|bf16]
               [--foreground image|ml|cf] [--mask-only | --background COLOR] [--quiet]
 
 For every image (a folder contributes the images directly inside it) it writes into ``--out``
@@ -11,10 +11,11 @@ the image's colours, or an estimated foreground with ``--foreground ml|cf``
 (:func:`gfm.compose.foreground.estimate_foreground`), with the matte as alpha); ``--mask-only``
 writes the matte alone, ``--background COLOR`` writes ``<stem>_composite.png`` (RGB, the
 foreground composited over a solid colour, Eq. 1) instead of the cut-out. An image's files are
-written together or not at all. Inference is :func:`gfm.model.infer.predict` (Sect. 6.1,
-hybrid-resolution test of Table 6); ``--official-resize`` first shrinks an image whose shorter
-side exceeds 1080 px to 1080 px, as the official ``core/test.py`` does for its samples (the
-outputs then have the reduced size).
+written together or not at all. Inference is :func:`gfm.model.infer.predict` (Sect. 5.5,
+hybrid-resolution test of Table 6; ``--fusion``: how its two passes are merged, the released
+code's by default); ``--pre-resize 1080`` first shrinks an image whose shorter side exceeds
+1080 px to 1080 px, as the official ``core/test.py`` does for its samples (the outputs then have
+the reduced size; ``--official-resize`` is the same as ``--pre-resize 1080``).
 
 Every argument and the output folder (a folder, creatable, writable) are checked before the
 model is loaded. Exit code: 0 when every image was matted, 1 when some failed (each reported on
@@ -51,6 +52,8 @@ __all__ = ["add_matte_parser", "run_matte", "matte_image", "collect_inputs", "pa
 FOREGROUNDS = ("image", "ml", "cf")
 #: Shorter-side limit of the official sample test (``SHORTER_PATH_LIMITATION`` in core/config.py).
 OFFICIAL_SHORTER_SIDE = 1080
+#: --fusion choices and default: gfm.model.infer.FUSIONS, not imported here (no torch for ``gfm --help``; tested equal).
+FUSIONS = ("official", "upsampled")
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 #: --max-side default: gfm.model.infer.MAX_SIDE, not imported here so that ``gfm --help`` needs no torch (tested equal).
 MAX_SIDE = 1600
@@ -87,7 +90,7 @@ def run_matte(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no input images found in {', '.join(map(str, args.inputs))}")
     out = _check_out_folder(Path(args.out))
     options = dict(strategy=args.strategy, d=args.d, d1=args.d1, d2=args.d2, max_side=args.max_side,
-                   device=device, precision=args.precision)
+                   fusion=args.fusion, device=device, precision=args.precision)
     with _Interrupts() as stopped:
         try:
             failed = len(missing) + _matte_all(args, inputs, out, options, stopped)
@@ -242,7 +245,6 @@ def _matte_all(args, inputs: list[Path], out: Path, options: dict, stopped: "_In
     if args.strategy == "rim" and meta["rosta"] != "RIM":
         raise ValueError(f"--strategy rim needs a GFM-RIM model; {args.checkpoint} is rosta {meta['rosta']}")
     suffix = None if args.mask_only else ("composite" if args.background is not None else "cutout")
-    shorter_side = OFFICIAL_SHORTER_SIDE if args.official_resize else None
     done, used = 0, set()
     progress = tqdm(inputs, desc="matte", unit="image", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
     try:
@@ -250,7 +252,7 @@ def _matte_all(args, inputs: list[Path], out: Path, options: dict, stopped: "_In
             stem = _unique_stem(path, used)
             try:
                 matte_image(model, path, out / f"{stem}_alpha.png", suffix and out / f"{stem}_{suffix}.png",
-                            foreground=args.foreground, background=args.background, shorter_side=shorter_side,
+                            foreground=args.foreground, background=args.background, shorter_side=args.pre_resize,
                             **options)
                 done += 1
                 stopped.done = done
@@ -350,10 +352,17 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=_max_side, default=MAX_SIDE, metavar="PIXELS",
                         help="cap on each side of a network input, at least 32 (default: %(default)s, the "
                              "official test's)")
-    parser.add_argument("--official-resize", action="store_true",
-                        help=f"first shrink images whose shorter side exceeds {OFFICIAL_SHORTER_SIDE} px to "
-                             f"{OFFICIAL_SHORTER_SIDE} px, as the official sample test; outputs get that size "
-                             f"(default: off, full size)")
+    parser.add_argument("--fusion", choices=FUSIONS, default=FUSIONS[0],
+                        help="hybrid: how the glance and focus passes are merged; official = the released test "
+                             "code's (the glance class map resized), upsampled = the glance probabilities resized "
+                             "before the arg-max (default: %(default)s)")
+    parser.add_argument("--pre-resize", type=_max_side, nargs="?", const=OFFICIAL_SHORTER_SIDE, default=None,
+                        metavar="PIXELS",
+                        help=f"first shrink images whose shorter side exceeds PIXELS (alone: "
+                             f"{OFFICIAL_SHORTER_SIDE}, the official test's) to PIXELS, keeping the aspect ratio, as "
+                             f"the official sample test does; the outputs get that size (default: off, full size)")
+    parser.add_argument("--official-resize", dest="pre_resize", action="store_const", const=OFFICIAL_SHORTER_SIDE,
+                        help=f"the same as --pre-resize {OFFICIAL_SHORTER_SIDE} (default: off)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: %(default)s)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",

@@ -237,6 +237,7 @@ ERRORS = [
     (_set("evaluate.fusion", "eq7"), "evaluate.fusion", "must be one of official, upsampled"),
     (_set("evaluate.benchmarks", ["am2k", "pm10k"]), "evaluate.benchmarks[1]", "must be one of am2k, p3m500p"),
     (_set("evaluate.table5_d", 0.5), "evaluate.table5_d", "must be >= 1"),
+    (_set("evaluate.benchmarks", ["p3m500p"]), "evaluate.benchmarks", "must include am2k"),
     # estimated F/B: the ORI-Track set is <compose.out>/ori, which the compose stage writes
     (_set("train.fg_bg", "estimated"), f"{ORI}.data", "expected 'artifacts/composites/ori'"),
     (_set("train.experiments", {}), "train.experiments", "at least one experiment"),

@@ -131,3 +131,25 @@ def test_mean_over_seeds():
         ev.mean_over_seeds([{"images": 4, "sad": 1.0}, {"images": 5, "sad": 1.0}])
     with pytest.raises(ValueError, match="no run"):
         ev.mean_over_seeds([])
+
+
+def test_compare_fusions_scores_both_from_the_same_passes(datasets):
+    torch.manual_seed(0)
+    model = build_gfm("r18_slim", "TT").eval()
+    options = dict(d1=3, d2=2, device="cpu", workers=0, progress=False, warmup=0, names=["v_0", "v_1"])
+    both = ev.evaluate_model(model, datasets, compare_fusions=True, **options)
+    for fusion in ("official", "upsampled"):
+        alone = ev.evaluate_model(model, datasets, fusion=fusion, **options)
+        suffix = "" if fusion == "official" else "_upsampled"                # official: the default
+        for key in ev.FUSION_METRICS:
+            np.testing.assert_allclose(both[f"{key}{suffix}"], alone[key], rtol=1e-6, atol=1e-9)
+    summary = ev.fusion_summary(both, "official")
+    assert list(summary) == ["official", "upsampled", "difference"]
+    assert summary["difference"]["sad"] == pytest.approx(both["sad_upsampled"].mean() - both["sad"].mean(), abs=1e-6)
+    # the other way round: upsampled evaluated, official compared
+    flipped = ev.fusion_summary(ev.evaluate_model(model, datasets, fusion="upsampled", compare_fusions=True, **options),
+                                "upsampled")
+    assert flipped["difference"]["sad"] == pytest.approx(summary["difference"]["sad"], abs=1e-6)
+    # a single pass has no fusion to choose: nothing compared
+    single = ev.evaluate_model(model, datasets, strategy="resize", compare_fusions=True, **options)
+    assert not any(c.endswith("_upsampled") for c in single.columns) and ev.fusion_summary(single, "official") is None

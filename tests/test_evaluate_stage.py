@@ -41,9 +41,12 @@ def world(tmp_path_factory, make_run):
     return root
 
 
-def make_params(root, **evaluate):
-    """The repository's params with this world's folders and a tiny evaluate section."""
+def make_params(root, rostas=(), **evaluate):
+    """The repository's params with this world's folders and a tiny evaluate section; ``rostas``: add
+    ``ori-<rosta>`` experiments, ori-tt's configuration with that RoSTa (a Table 5 set)."""
     raw = to_dict(load_params(ROOT / "params.yaml"))
+    for rosta in rostas:
+        raw["train"]["experiments"][f"ori-{rosta.lower()}"] = {**raw["train"]["experiments"]["ori-tt"], "rosta": rosta}
     raw["device"] = "cpu"
     raw["data"]["datasets"] = str(root / "datasets")
     raw["train"]["out"] = str(root / "models")
@@ -89,7 +92,7 @@ def test_per_image_scores_are_the_direct_evaluation(world):
 
 def test_metrics_json_shape(world, result):
     written = json.loads((world / "metrics" / "evaluate.json").read_text())
-    assert written == result.metrics and list(written) == ["ori-tt", "coco-tt", "baselines"]
+    assert written == result.metrics and list(written) == ["ori-tt", "coco-tt", "baselines", "fusions"]
     runs = result.runs.set_index("run")
     assert written["ori-tt"]["seeds"] == 2 and written["coco-tt"]["seeds"] == 1
     assert written["ori-tt"]["images"] == 4
@@ -102,6 +105,27 @@ def test_metrics_json_shape(world, result):
     gt_mass = sum(read_per_image(world / "evaluation" / "baselines" / "blank")["sad"]) / 4
     assert written["baselines"]["blank"]["sad"] == pytest.approx(gt_mass, rel=1e-5)
     assert written["baselines"]["closed_form"]["sad"] < written["baselines"]["blank"]["sad"]
+
+
+def test_both_fusions_measured_from_the_same_passes(world, result):
+    written = result.metrics["fusions"]
+    assert list(written) == ["ori-tt", "coco-tt"] and list(written["ori-tt"]) == ["official", "upsampled", "difference"]
+    per_image = read_per_image(world / "evaluation" / "ori-tt" / "s0")
+    assert {f"{m}_upsampled" for m in ("sad", "mse", "mad", "grad", "conn", "sad_trans")} <= set(per_image.columns)
+    table = pd.read_csv(world / "evaluation" / "fusions.csv")
+    assert list(table.columns[:5]) == ["benchmark", "run", "experiment", "seed", "fusion"]
+    s0 = table[table["run"] == "ori-tt-s0"].set_index("fusion")
+    assert s0.loc["official", "sad"] == pytest.approx(per_image["sad"].mean(), rel=1e-5)       # evaluate.fusion
+    assert s0.loc["upsampled", "sad"] == pytest.approx(per_image["sad_upsampled"].mean(), rel=1e-5)
+    assert s0.loc["difference", "sad"] == pytest.approx(s0.loc["upsampled", "sad"] - s0.loc["official", "sad"],
+                                                        rel=1e-4, abs=1e-9)
+    means = table[table["experiment"] == "ori-tt"].groupby("fusion")["sad"].mean()
+    for kind in ("official", "upsampled", "difference"):
+        assert written["ori-tt"][kind]["sad"] == pytest.approx(means[kind], rel=1e-5, abs=1e-9)
+    assert written["ori-tt"]["official"]["sad"] == pytest.approx(result.metrics["ori-tt"]["sad"], rel=1e-5)
+    protocol = json.loads((world / "evaluation" / "protocol.json").read_text())
+    assert protocol["fusion"] == "official" and protocol["fusions"] == ["official", "upsampled"]
+    assert [b["name"] for b in protocol["benchmarks"]] == ["am2k"] and protocol["table5_sets"] == []
 
 
 def test_table6_on_the_lowest_seed_and_a_subset(world, result):
@@ -178,3 +202,73 @@ def test_validation_of_falls_back_to_the_embedded_world(world, tmp_path):
         if item["track"] == "ori":
             item["data"] = str(tmp_path / "not-yet" / "am2k" / "train")
     assert stage.validation_of(parse_params(raw)).root == world / "datasets" / "am2k" / "validation"
+
+
+@pytest.fixture(scope="module")
+def portraits(world, make_run):
+    """P3M-500-P beside AM-2k (<datasets>/pm10k/validation) and FT / BT models of ori-tt's configuration
+    (FT: seeds 0 and 1, BT: seed 0 only); the stage run over both benchmarks with that Table 5 set."""
+    import shutil
+
+    source = make_validation(world / "portrait-source", n=3)
+    shutil.copytree(source / "am2k" / "validation", world / "datasets" / "pm10k" / "validation")
+    for rosta, seeds in (("FT", (0, 1)), ("BT", (0,))):
+        for seed in seeds:
+            make_run(world / "models" / f"ori-{rosta.lower()}" / f"s{seed}", rosta, seed=seed, backbone_options=TINY)
+    params = make_params(world, rostas=("FT", "BT"), experiments=["ori-tt", "ori-ft", "ori-bt"],
+                         benchmarks=["am2k", "p3m500p"], baselines=["blank"], table6_d=[1.0], table6_single=[1.0],
+                         table6_images=1, qualitative_images=1, out=str(world / "evaluation-2"),
+                         metrics_out=str(world / "metrics" / "evaluate-2.json"))
+    return stage.run(params)
+
+
+def test_a_second_benchmark_gets_its_own_folder_and_section(world, portraits):
+    out = world / "evaluation-2"
+    for folder in ("ori-tt/s1", "ori-bt/s0", "baselines/blank"):                    # AM-2k: where it always was
+        assert list(read_per_image(out / folder).index) == ["v_0", "v_1", "v_2", "v_3"], folder
+    bench = out / "benchmarks" / "p3m500p"
+    for folder in ("ori-tt/s0", "ori-tt/s1", "ori-ft/s1", "ori-bt/s0", "baselines/blank"):
+        assert list(read_per_image(bench / folder).index) == ["v_0", "v_1", "v_2"], folder
+    runs = pd.read_csv(bench / "runs.csv")
+    assert list(runs["run"]) == ["ori-tt-s0", "ori-tt-s1", "ori-ft-s0", "ori-ft-s1", "ori-bt-s0"]
+    assert list(pd.read_csv(bench / "baselines.csv")["baseline"]) == ["blank"]
+    written = json.loads((world / "metrics" / "evaluate-2.json").read_text())
+    assert list(written) == ["ori-tt", "ori-ft", "ori-bt", "baselines", "fusions", "table5", "benchmarks"]
+    section = written["benchmarks"]["p3m500p"]
+    assert list(section) == ["ori-tt", "ori-ft", "ori-bt", "baselines", "fusions"]
+    assert section["ori-tt"]["images"] == 3 and section["ori-tt"]["seeds"] == 2
+    assert section["ori-tt"]["sad"] == pytest.approx(runs[runs["experiment"] == "ori-tt"]["sad"].mean(), rel=1e-5)
+    assert set(pd.read_csv(out / "fusions.csv")["benchmark"]) == {"am2k", "p3m500p"}
+    assert list(portraits.benchmarks) == ["p3m500p"] and len(portraits.benchmarks["p3m500p"]["experiments"]) == 3
+    protocol = json.loads((out / "protocol.json").read_text())
+    assert [(b["name"], b["out"]) for b in protocol["benchmarks"]] == [("am2k", "."), ("p3m500p", "benchmarks/p3m500p")]
+
+
+def test_table5_one_pass_at_one_third_and_en_median(world, portraits):
+    out = world / "evaluation-2" / "table5"
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(zip(runs["row"], runs["run"])) == [("TT", "ori-tt-s0"), ("FT", "ori-ft-s0"), ("BT", "ori-bt-s0"),
+                                                   ("EN-median", "ori-tt+ori-ft+ori-bt-s0")]   # the seed all share
+    assert list(runs["folder"]) == ["ori-tt/s0", "ori-ft/s0", "ori-bt/s0", "en-median/ori-tt+ori-ft+ori-bt/s0"]
+    model, _ = load_model(world / "models" / "ori-ft" / "s0")
+    direct = evaluate_model(model, world / "datasets", strategy="resize", d=3.0, device="cpu", workers=0,
+                            progress=False, names=["v_1"], warmup=0)
+    assert read_per_image(out / "ori-ft" / "s0").loc["v_1", "sad"] == pytest.approx(direct.loc[0, "sad"], rel=1e-5)
+    written = json.loads((world / "metrics" / "evaluate-2.json").read_text())["table5"]
+    assert list(written) == ["ori-tt", "ori-ft", "ori-bt", "ori-tt+ori-ft+ori-bt"]
+    assert written["ori-tt+ori-ft+ori-bt"]["seeds"] == 1
+    assert written["ori-tt+ori-ft+ori-bt"]["sad"] == pytest.approx(runs.loc[3, "sad"], rel=1e-5)
+    protocol = json.loads((world / "evaluation-2" / "protocol.json").read_text())
+    assert protocol["table5_d"] == 3.0 and protocol["table5_sets"] == [
+        {"members": {"TT": "ori-tt", "FT": "ori-ft", "BT": "ori-bt"}, "backbone": "r18_slim", "en_median": True}]
+    assert len(portraits.table5) == 4
+
+
+def test_a_missing_benchmark_names_its_folder_and_source(world, tmp_path):
+    params = make_params(world, benchmarks=["am2k", "p3m500np"], out=str(tmp_path / "ev"))
+    with pytest.raises(FileNotFoundError, match=r"pm10k/validation_np: benchmark 'p3m500np' .* data\.real_sources "
+                                                r"entry 'p3m10k'"):
+        stage.run(params)
+    assert not (tmp_path / "ev").exists()
+    with pytest.raises(ValueError, match="evaluate.benchmarks .* must include 'am2k'"):
+        stage.run(make_params(world, benchmarks=["p3m500p"], out=str(tmp_path / "ev")))

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from gfm.model.checkpoint import CheckpointError
-from gfm.model.infer import load_model, pass_size, pass_sizes, predict, predict_batch
+from gfm.model.infer import (FUSIONS, combine_passes, forward_passes, load_model, pass_size, pass_sizes, predict,
+                             predict_batch)
 from gfm.model.network import build_gfm
 
 
@@ -149,12 +150,37 @@ def test_official_fusion_widens_transition_band():
             return out
 
     image = _image(192, 384)
-    eq7 = predict(HalfStub(), image, d1=3, d2=3, device="cpu")                  # 64 x 128 pass
-    official = predict(HalfStub(), image, d1=3, d2=3, fusion="official", device="cpu")
-    assert set(np.unique(eq7["fusion"])) == {0.0, 1.0}                       # arg-max: no transition
+    upsampled = predict(HalfStub(), image, d1=3, d2=3, fusion="upsampled", device="cpu")   # 64 x 128 pass
+    official = predict(HalfStub(), image, d1=3, d2=3, device="cpu")          # the default
+    np.testing.assert_array_equal(official["fusion"],
+                                  predict(HalfStub(), image, d1=3, d2=3, fusion="official", device="cpu")["fusion"])
+    assert set(np.unique(upsampled["fusion"])) == {0.0, 1.0}                 # arg-max: no transition
     band = np.flatnonzero(official["fusion"][0] == 0.5)
     assert 0 < band.size <= 6 and band.min() > 180 and band.max() < 204      # a band around x = 192
     assert (official["fusion"][:, :180] == 0).all() and (official["fusion"][:, 204:] == 1).all()
+
+
+def test_fusions_official_first_and_default_everywhere():
+    import inspect
+
+    from gfm.model import infer
+
+    assert FUSIONS == ("official", "upsampled")
+    for function in (infer.predict, infer.predict_batch, infer.combine_passes):
+        assert inspect.signature(function).parameters["fusion"].default == "official"
+    with pytest.raises(ValueError, match="fusion must be one of .*official.*upsampled.*'eq7'"):
+        predict(SizeStub(), _image(96, 128), fusion="eq7", device="cpu")
+
+
+def test_combine_passes_reuses_passes_for_both_fusions():
+    torch.manual_seed(0)
+    model = build_gfm("r18_lite", "TT", width_divisor=16).eval()
+    image = _image(192, 256)
+    passes, rosta = forward_passes(model, image, [3.0, 2.0], device="cpu")
+    for fusion in FUSIONS:
+        combined = combine_passes(rosta, passes[3.0], passes[2.0], image.shape[:2], fusion=fusion)[0]
+        direct = predict(model, image, d1=3, d2=2, fusion=fusion, device="cpu")
+        np.testing.assert_allclose(combined["fusion"], direct["fusion"], atol=1e-5)
 
 
 def test_predict_batch_matches_predict():

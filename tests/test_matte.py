@@ -267,6 +267,41 @@ def test_official_resize_shrinks_the_shorter_side_to_1080(run_dir, tmp_path):
     assert _read(tmp_path / "o" / "big_alpha.png").shape == (1178, 1080)
 
 
+def test_pre_resize_option(run_dir, tmp_path):
+    parser = dict(_parsers(build_parser()))["gfm matte"]
+    assert parser.get_default("pre_resize") is None                      # off by default
+    assert "--pre-resize" in parser.format_help() and "official test" in parser.format_help()
+    base = ["matte", "x.png", "--checkpoint", "c", "--out", "o"]
+    assert build_parser().parse_args([*base, "--pre-resize"]).pre_resize == 1080
+    assert build_parser().parse_args([*base, "--pre-resize", "500"]).pre_resize == 500
+    assert build_parser().parse_args([*base, "--official-resize"]).pre_resize == 1080
+    image = np.random.default_rng(5).integers(0, 256, (240, 160, 3), dtype=np.uint8)
+    write_image(tmp_path / "tall.png", image)
+    assert _matte(tmp_path / "tall.png", "--checkpoint", run_dir, "--out", tmp_path / "o", *FAST,
+                  "--pre-resize", "100", "--quiet") == 0
+    assert _read(tmp_path / "o" / "tall_alpha.png").shape == (150, 100)   # shorter side 160 -> 100, 240 -> 150
+    assert _matte(tmp_path / "tall.png", "--checkpoint", run_dir, "--out", tmp_path / "p", *FAST,
+                  "--pre-resize", "--quiet") == 0                          # 160 < 1080: unchanged
+    assert _read(tmp_path / "p" / "tall_alpha.png").shape == (240, 160)
+
+
+def test_fusion_option_defaults_to_official_and_reaches_predict(run_dir, tmp_path, monkeypatch):
+    import gfm.model.infer
+    from gfm.model.infer import FUSIONS
+
+    parser = dict(_parsers(build_parser()))["gfm matte"]
+    assert parser.get_default("fusion") == "official" and matte.FUSIONS == FUSIONS
+    seen, predict = [], gfm.model.infer.predict
+    monkeypatch.setattr(gfm.model.infer, "predict", lambda *a, **k: seen.append(k["fusion"]) or predict(*a, **k))
+    write_image(tmp_path / "x.png", np.zeros((40, 50, 3), np.uint8))
+    for extra in ([], ["--fusion", "upsampled"]):
+        assert _matte(tmp_path / "x.png", "--checkpoint", run_dir, "--out", tmp_path / "o", *FAST, *extra,
+                      "--quiet") == 0
+    assert seen == ["official", "upsampled"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["matte", "x.png", "--checkpoint", "c", "--out", "o", "--fusion", "eq7"])
+
+
 def test_a_phone_photo_is_matted_upright(run_dir, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # stored landscape, displayed portrait

@@ -173,3 +173,52 @@ def test_notebook_is_thin_and_runs(built, monkeypatch, capsys):
         exec(compile(source, str(NOTEBOOK), "exec"), namespace)
     assert namespace["report"].out == root / "reports" / "paper"
     assert "evaluated on: " in capsys.readouterr().out
+
+
+def test_benchmarks_table5_protocol_and_fusions(tmp_path):
+    """A run evaluated on AM-2k and P3M-500-P, with a Table 5 set (ori-tt, ori-ft, ori-bt) and both fusions."""
+    from test_report_inputs import write_evaluation as write
+
+    params, _ = synthetic_run(tmp_path)
+    evaluation = tmp_path / "evaluation"
+    write(evaluation / "benchmarks" / "p3m500p", {"ori-tt": 0.0, "coco-tt": 4.0}, seeds=2, images=10)
+    write_json(evaluation / "protocol.json", {
+        "strategy": "hybrid", "fusion": "official", "table5_d": 3.0,
+        "benchmarks": [{"name": "am2k", "title": "AM-2k validation", "out": "."},
+                       {"name": "p3m500p", "title": "P3M-500-P (500 portraits)", "out": "benchmarks/p3m500p"}]})
+    write_text(evaluation / "fusions.csv", "benchmark,run,experiment,seed,fusion,sad,mse,mad,grad,conn,sad_trans\n"
+               + "".join(f"am2k,ori-tt-s{k},ori-tt,{k},{kind},{v + k * (kind != 'difference')},0.1,0.1,1,1,{v}\n"
+                         for k in range(2) for kind, v in (("official", 2.0), ("upsampled", 2.5), ("difference", 0.5))))
+    rows = []
+    for seed in range(2):
+        for row, experiment, sad in (("TT", "ori-tt", 3.0), ("FT", "ori-ft", 4.0), ("BT", "ori-bt", 5.0),
+                                     ("EN-median", "ori-tt+ori-ft+ori-bt", 2.0 + seed)):
+            folder = (f"en-median/{experiment}" if row == "EN-median" else experiment) + f"/s{seed}"
+            write_text(evaluation / "table5" / folder / "per_image.csv",
+                       "name,sad,mse,mad,grad,conn\n" + "".join(f"img{i},{sad + i},0.1,0.1,1,1\n" for i in range(2)))
+            rows.append(f"{experiment}-s{seed},{row},{experiment},{seed},r18_slim,{folder}\n")
+    write_text(evaluation / "table5" / "runs.csv", "run,row,experiment,seed,backbone,folder\n" + "".join(rows))
+    report = stage.run(params, n_boot=50)
+
+    assert {"table1_p3m500p", "table2_p3m500p"} <= set(report.tables)
+    table1 = pd.read_csv(report.out / "table1_p3m500p.csv")
+    coco = table1[table1["experiment"] == "coco-tt"].iloc[0]
+    per_image = [pd.read_csv(evaluation / "benchmarks" / "p3m500p" / "coco-tt" / f"s{k}" / "per_image.csv")
+                 for k in range(2)]
+    assert coco["seeds"] == 2 and coco["sad"] == pytest.approx(sum(t["sad"].mean() for t in per_image) / 2, rel=1e-5)
+    assert table1["sad_paper_am2k"].isna().all() and table1["sad_paper_pm10k"].notna().any()   # PM-10k's numbers only
+    shown = report.tables["table1_p3m500p"]
+    assert "trained on PM-10k" in shown.caption and "not comparable" in shown.caption
+    assert "P3M-500-P" in shown.title and (report.out / "table2_p3m500p.html").is_file()
+
+    table5 = report.tables["table5"].frame
+    en = table5.loc[("ORI", "EN-median(r18-slim)")]
+    assert en[("", "experiment")] == "ori-tt+ori-ft+ori-bt" and en[("", "seeds")] == 2
+    assert en[("sad", "this run")] == pytest.approx(3.0)                   # seeds 2.5 and 3.5
+    assert table5.loc[("ORI", "GFM-FT(r18-slim)"), ("sad", "this run")] == pytest.approx(4.5)
+    assert "1/3 (evaluate.table5_d)" in report.tables["table5"].caption
+
+    fusions = pd.read_csv(report.out / "fusions.csv").set_index("experiment")
+    assert fusions.loc["ori-tt", "runs"] == 2 and fusions.loc["ori-tt", "sad_official"] == pytest.approx(2.5)
+    assert fusions.loc["ori-tt", "sad_difference"] == pytest.approx(0.5)
+    assert report.protocol["fusion"] == "official" and len(report.fusions) == 1

@@ -275,3 +275,20 @@ def test_save_frame(tmp_path, numbers):
     text = page.read_text()
     assert "<h3>The paper&#x27;s numbers</h3>" in text or "<h3>The paper's numbers</h3>" in text
     assert "182.7" in text and "<script" not in text
+
+
+def test_summary_skips_the_sections_of_evaluate_json():
+    metrics = {"ori-tt": metrics_row(1.0), "baselines": {"blank": metrics_row(9.0)},
+               "fusions": {"ori-tt": {"official": {"sad": 1.0}}}, "table5": {"ori-tt": metrics_row(2.0)},
+               "benchmarks": {"p3m500p": {"ori-tt": metrics_row(3.0)}}}
+    summary = tables.experiment_summary({}, evaluated=metrics)
+    assert list(summary["experiment"]) == ["ori-tt"] and summary.loc[0, "sad"] == 1.0
+
+
+def test_fusion_table_means_over_runs():
+    frame = pd.DataFrame({"benchmark": ["am2k"] * 4, "run": ["a-s0", "a-s0", "a-s1", "a-s1"], "experiment": ["a"] * 4,
+                          "seed": [0, 0, 1, 1], "fusion": ["official", "difference"] * 2, "sad": [1.0, 0.2, 3.0, 0.4]})
+    table = tables.fusion_table(frame)
+    assert table.loc[0, "runs"] == 2 and table.loc[0, "sad_official"] == 2.0
+    assert table.loc[0, "sad_difference"] == pytest.approx(0.3) and math.isnan(table.loc[0, "sad_upsampled"])
+    assert tables.fusion_table(None).empty

@@ -376,12 +376,14 @@ class EvaluateConfig:
                                        ("blank", "closed_form"), doc="reference mattes scored beside the models")
 
     #: Folders of evaluate.out that are not experiments (gfm.evaluate.runs.RESERVED).
-    RESERVED = ("baselines", "figures")
+    RESERVED = ("baselines", "figures", "benchmarks", "table5", "fusions")
 
     def _validate(self) -> Iterator[tuple[str, str]]:
         extra = [b for b in self.latency_backbones if b not in self.complexity_backbones]
         if extra:
             yield "latency_backbones", f"{extra[0]!r} is not in complexity_backbones (only those are timed)"
+        if "am2k" not in self.benchmarks:
+            yield "benchmarks", "must include am2k (Tables 5 and 6 and the figures are AM-2k's)"
         reserved = [e for e in self.experiments if e in self.RESERVED]
         if reserved:
             yield "experiments", (f"{reserved[0]!r} is the name of a folder of evaluate.out "

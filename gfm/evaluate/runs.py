@@ -7,9 +7,13 @@ Every experiment of the grid is trained once per seed; a *run* is one trained mo
   The legacy layout of one model per experiment, ``<train.out>/<experiment>/model.pt``, is read as
   seed 0 when the experiment has no ``s<seed>/`` folder.
 * Evaluation side (written): ``<evaluate.out>/<experiment>/s<seed>/per_image.csv`` (+
-  ``predictions/``), the reference mattes in ``<evaluate.out>/baselines/<name>/``.
+  ``predictions/``), the reference mattes in ``<evaluate.out>/baselines/<name>/``; the same tree
+  for every other benchmark under ``<evaluate.out>/benchmarks/<name>/``
+  (:mod:`gfm.evaluate.benchmarks`) and Table 5's protocol under ``<evaluate.out>/table5/``
+  (:mod:`gfm.evaluate.table5`).
 
-:data:`RESERVED` are folder names of the evaluation side that no experiment may take.
+:data:`RESERVED` are the names of the evaluation side (folders of ``evaluate.out``, sections of
+``evaluate.metrics_out``) that no experiment may take.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gfm.evaluate.benchmarks import BENCHMARKS_DIR
 from gfm.evaluate.files import PER_IMAGE
 from gfm.model.checkpoint import MODEL_FILE
 
-__all__ = ["BASELINES_DIR", "FIGURES_DIR", "RESERVED", "Run", "trained_runs", "evaluated_runs", "baseline_folder"]
+__all__ = ["BASELINES_DIR", "FIGURES_DIR", "TABLE5_DIR", "FUSIONS_KEY", "RESERVED", "Run", "trained_runs", "evaluated_runs", "baseline_folder"]
 
-BASELINES_DIR, FIGURES_DIR = "baselines", "figures"
-#: Names under ``<evaluate.out>`` that are not experiments (mirrored by gfm.core.config.EvaluateConfig).
-RESERVED = (BASELINES_DIR, FIGURES_DIR)
+BASELINES_DIR, FIGURES_DIR, TABLE5_DIR = "baselines", "figures", "table5"
+#: The fusion comparison: ``<evaluate.out>/fusions.csv`` and its section of ``evaluate.metrics_out``.
+FUSIONS_KEY = "fusions"
+#: Names under ``<evaluate.out>`` and sections of ``evaluate.metrics_out`` that are not experiments
+#: (mirrored by gfm.core.config.EvaluateConfig).
+RESERVED = (BASELINES_DIR, FIGURES_DIR, BENCHMARKS_DIR, TABLE5_DIR, FUSIONS_KEY)
 _SEED_DIR = re.compile(r"s(\d+)")
 
 

@@ -32,7 +32,7 @@ def table6(model, validation_dir: str | Path, **options) -> pd.DataFrame:
 
 
 def table6_per_image(model, validation_dir: str | Path, *, ds=(2, 3, 4), singles=(2.0, 2.2, 2.4, 2.6, 2.8, 3.0),
-                     max_side: int = MAX_SIDE, fusion: str = "eq7", device: str = "auto", precision: str = "fp32",
+                     max_side: int = MAX_SIDE, fusion: str = "official", device: str = "auto", precision: str = "fp32",
                      convention: str = "gfm", workers: int = 2, names: Sequence[str] | None = None,
                      optimise: bool = False, progress: bool = True) -> pd.DataFrame:
     """The Table 6 grid image by image: one row per setting and validation image (``names``, default

@@ -1,4 +1,4 @@
-"""Model complexity (Sect. 7, "Model Complexity Analysis", Table 7): parameters and MACs.
+"""Model complexity (Sect. 5.6, "Model Complexity Analysis", Table 7): parameters and MACs.
 
 Table 7 reports GFM(r) at 132.28 GMac on an 800 x 800 image. That figure is reproduced
 (132.283 GMac) by the counting conventions of ptflops' module hooks, which :func:`count_macs`

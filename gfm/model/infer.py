@@ -1,4 +1,4 @@
-"""Inference: a full-resolution alpha matte from GFM (Sect. 6.1 and "Hybrid-resolution Test", Table 6).
+"""Inference: a full-resolution alpha matte from GFM (Sect. 5.5 "Hybrid-resolution Test", Table 6).
 
 GFM sees the test image down-sampled and its outputs are resized back to the input size. One
 function, :func:`predict` (and its batched twin :func:`predict_batch`), serves the evaluation,
@@ -12,11 +12,11 @@ Strategies (:data:`STRATEGIES`):
 ``"hybrid"``
     the hybrid-resolution test: the glance decoder's output comes from a pass at 1/d1 (a larger
     receptive field for the semantic part), the focus decoder's from a pass at 1/d2 (finer
-    details), both resized to full resolution and merged by collaborative matting (Eq. 7). The
+    details), both resized to full resolution and merged by collaborative matting (``fusion``). The
     paper's best setting is d1 = 3, d2 = 2 (Table 6). When both passes have the same size a
     single forward pass is made.
 ``"rim"``
-    GFM-RIM (Sect. 7, "RoSTa Integration"): one pass at 1/3, the RIM output resized back; as in
+    GFM-RIM (Sect. 5.5, "RoSTa Integration"): one pass at 1/3, the RIM output resized back; as in
     the official test, a RIM model is always tested this way (``"hybrid"`` falls back to it).
 
 Pass sizes follow the official test exactly (:func:`pass_size`): each side is divided by d,
@@ -30,13 +30,20 @@ pre-filter and bilinear interpolation) and up-sampled with bilinear interpolatio
 ``INTER_LINEAR``), which is also what :mod:`gfm.train.dataset` uses to make the training inputs.
 Network input: RGB float in [0, 255], no normalisation (:func:`gfm.train.dataset.to_tensor_input`).
 
-Hybrid fusion (``fusion=``): ``"eq7"`` (default) resizes the glance *probabilities* to full
-resolution and applies :func:`gfm.model.network.collaborative_matting` there (arg-max, Eq. 7).
-``"official"`` reproduces the released test code instead: the glance arg-max is taken at 1/d1,
-the class map (TT: 0/128/255, FT/BT: 0/255) is resized bilinearly, and for TT every full-size
-pixel whose resized value is not exactly background or foreground takes the focus alpha, which
-widens the transition band by about d1 pixels on each side of every class boundary; FT/BT add
-or subtract the focus alpha to the resized (soft) class map and clip.
+Hybrid fusion (``fusion=``, :data:`FUSIONS`), how the glance pass at 1/d1 and the focus pass at
+1/d2 are merged by collaborative matting (Sect. 3.5 "Collaborative Matting", which gives no
+equation for it):
+
+``"official"`` (default)
+    the released test code: the glance arg-max is taken at 1/d1, the class map (TT: 0/128/255,
+    FT/BT: 0/255) is resized bilinearly, and for TT every full-size pixel whose resized value is
+    not exactly background or foreground takes the focus alpha, which widens the transition band
+    by about d1 pixels on each side of every class boundary; FT/BT add or subtract the focus alpha
+    to the resized (soft) class map and clip.
+``"upsampled"``
+    the glance *probabilities* are resized to full resolution and
+    :func:`gfm.model.network.collaborative_matting` (arg-max, then the RoSTa's rule) is applied
+    there: a transition band as thin as the network predicts it.
 
 Devices: ``device="auto"`` picks CUDA, then Apple MPS, then the CPU (:func:`gfm.core.device.resolve_device`);
 ``precision="bf16"`` runs the forward pass under bfloat16 autocast. Outputs are float32 numpy.
@@ -59,6 +66,7 @@ from gfm.model.network import collaborative_matting, image_to_input
 
 __all__ = [
     "STRATEGIES",
+    "FUSIONS",
     "MAX_SIDE",
     "predict",
     "predict_batch",
@@ -74,11 +82,12 @@ STRATEGIES = ("hybrid", "resize", "rim")
 MAX_SIDE = 1600
 #: Default ratio of the single-pass strategies (official RESIZE test 1/2, RIM 1/3).
 DEFAULT_D = {"resize": 2.0, "rim": 3.0}
-FUSIONS = ("eq7", "official")
+#: How the hybrid test merges its two passes (module docstring); the first is the default.
+FUSIONS = ("official", "upsampled")
 
 
 def predict(model, image: np.ndarray, *, strategy: str = "hybrid", d: float | None = None,
-            d1: float = 3.0, d2: float = 2.0, max_side: int = MAX_SIDE, fusion: str = "eq7",
+            d1: float = 3.0, d2: float = 2.0, max_side: int = MAX_SIDE, fusion: str = "official",
             device: str | torch.device = "auto", precision: str = "fp32") -> dict:
     """Alpha matte of one image at its full resolution.
 
@@ -98,7 +107,7 @@ def predict(model, image: np.ndarray, *, strategy: str = "hybrid", d: float | No
         Ratios 1/d1 of the glance pass and 1/d2 of the focus pass of "hybrid" (paper: 3 and 2).
     max_side : int
         Cap on each side of a network input (official: 1600).
-    fusion : {"eq7", "official"}
+    fusion : {"official", "upsampled"}
         How "hybrid" merges glance and focus (module docstring).
     device : str or torch.device
         "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N" or "mps".
@@ -118,7 +127,7 @@ def predict(model, image: np.ndarray, *, strategy: str = "hybrid", d: float | No
 
 
 def predict_batch(model, images, *, strategy: str = "hybrid", d: float | None = None,
-                  d1: float = 3.0, d2: float = 2.0, max_side: int = MAX_SIDE, fusion: str = "eq7",
+                  d1: float = 3.0, d2: float = 2.0, max_side: int = MAX_SIDE, fusion: str = "official",
                   device: str | torch.device = "auto", precision: str = "fp32") -> list[dict]:
     """:func:`predict` for several images of the same size, each pass one batch; a list of dicts."""
     images = [np.asarray(im) for im in images]
@@ -170,7 +179,7 @@ def forward_passes(model, image: np.ndarray, ratios, *, max_side: int = MAX_SIDE
 
 
 def combine_passes(rosta: str, glance_pass: dict, focus_pass: dict, full_size: tuple[int, int], *,
-                   strategy: str = "hybrid", fusion: str = "eq7") -> list[dict]:
+                   strategy: str = "hybrid", fusion: str = "official") -> list[dict]:
     """Full-resolution outputs (the dicts of :func:`predict`, one per batch item) from the glance
     pass and the focus pass (network output dicts, or the passes of :func:`forward_passes`).
 
@@ -188,7 +197,7 @@ def combine_passes(rosta: str, glance_pass: dict, focus_pass: dict, full_size: t
     focus = _upsample(second["focus"], size).clamp(0, 1)
     if strategy != "hybrid":
         matte = _upsample(first["fusion"], size)
-    elif fusion == "eq7":
+    elif fusion == "upsampled":
         matte = collaborative_matting(rosta, glance_probs, focus)
     else:
         matte = _official_hybrid_fusion(rosta, first["glance"], focus, size)

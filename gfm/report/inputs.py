@@ -7,7 +7,11 @@ Folder contract (issue 11; a run is one trained model, named ``<experiment>-s<se
   ``<evaluate.out>/baselines/<name>/per_image.csv`` (``blank``: all-zero alpha; ``closed_form``:
   closed-form matting with the validation trimap), the Table 6 grid ``table6.csv`` (means) and,
   if written, ``table6_per_image.csv`` (``test, d1, d2, run, name`` and the metrics), Table 7's
-  ``complexity.csv``;
+  ``complexity.csv`` -- all on AM-2k; the same run and baseline tree for each other benchmark
+  under ``<evaluate.out>/benchmarks/<name>/``; ``fusions.csv`` (both hybrid fusions of each run),
+  Table 5's protocol ``table5/runs.csv`` (``row, run, experiment, seed, backbone, folder``; the
+  per-image tables in ``table5/<folder>/per_image.csv``) and ``protocol.json`` (strategy, fusion,
+  table5_d, the benchmarks with title and output folder);
 * train: ``<train.out>/<experiment>/s<seed>/losses.csv`` (legacy: ``<experiment>/losses.csv``);
 * compose: ``metrics/compose.json`` (the domain-gap summary) and ``<compose.out>/tables/domain_gap.csv``
   (the per-image table behind it: ``label, name, *_gap``);
@@ -28,16 +32,20 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 __all__ = ["PER_IMAGE", "BASELINES", "FIGURES", "BLANK", "CLOSED_FORM", "RESERVED", "DATA_SAMPLE", "DATA_REAL",
-           "TABLE6_PER_IMAGE", "DOMAIN_GAP_PER_IMAGE", "FIGURE_INDEX", "run_name", "split_run", "load_metrics",
-           "read_csv", "run_data", "evaluated_runs", "per_image_tables", "baselines", "seeds_of", "training_losses",
-           "stage_figures"]
+           "TABLE6_PER_IMAGE", "DOMAIN_GAP_PER_IMAGE", "FIGURE_INDEX", "PRIMARY", "run_name", "split_run",
+           "load_metrics", "read_csv", "run_data", "evaluated_runs", "per_image_tables", "baselines", "seeds_of",
+           "training_losses", "stage_figures", "protocol", "other_benchmarks", "table5_runs", "fusions"]
 
 PER_IMAGE, BASELINES, FIGURES, LOSSES = "per_image.csv", "baselines", "figures", "losses.csv"
 TABLE6_PER_IMAGE, DOMAIN_GAP_PER_IMAGE = "table6_per_image.csv", "tables/domain_gap.csv"
 FIGURE_INDEX = "figures.json"
 BLANK, CLOSED_FORM = "blank", "closed_form"
-#: Folders of ``<evaluate.out>`` that are not experiments.
-RESERVED = (BASELINES, FIGURES)
+BENCHMARKS, TABLE5, FUSIONS, PROTOCOL = "benchmarks", "table5", "fusions", "protocol.json"
+#: Folders of ``<evaluate.out>`` and sections of ``metrics/evaluate.json`` that are not experiments
+#: (gfm.evaluate.runs.RESERVED).
+RESERVED = (BASELINES, FIGURES, BENCHMARKS, TABLE5, FUSIONS)
+#: The benchmark at the top level of ``<evaluate.out>`` (gfm.evaluate.benchmarks.PRIMARY).
+PRIMARY = "am2k"
 DATA_SAMPLE = "embedded world (synthetic, 360 px)"
 DATA_REAL = "AM-2k (validation)"
 
@@ -172,6 +180,39 @@ def stage_figures(stage_out: str | Path) -> list[tuple[str, Path]]:
         captions = {str(e["file"]): str(e["caption"]) for e in entries if isinstance(e, Mapping)
                     and e.get("file") and e.get("caption")}
     return [(captions.get(path.name, _caption(path)), path) for path in sorted(folder.glob("*.png"))]
+
+
+def protocol(evaluation_dir: str | Path) -> dict:
+    """``<evaluation_dir>/protocol.json`` (how the evaluate stage tested), or {} when not written."""
+    path = Path(evaluation_dir) / PROTOCOL
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+
+
+def other_benchmarks(evaluation_dir: str | Path) -> dict[str, dict]:
+    """The benchmarks evaluated besides AM-2k: ``{name: {"title": ..., "folder": Path}}`` (from
+    :func:`protocol`), each folder laid out as ``<evaluate.out>`` itself (runs, ``baselines/``)."""
+    root = Path(evaluation_dir)
+    return {entry["name"]: {"title": entry.get("title", entry["name"]), "folder": root / entry["out"]}
+            for entry in protocol(root).get("benchmarks", []) if entry.get("name") != PRIMARY}
+
+
+def table5_runs(evaluation_dir: str | Path) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
+    """Table 5's protocol runs (``table5/runs.csv``, None when not run) and ``{run: per-image table}``."""
+    root = Path(evaluation_dir) / TABLE5
+    runs = read_csv(root / "runs.csv")
+    if runs is None:
+        return None, {}
+    return runs, {row["run"]: _per_image(root / row["folder"] / PER_IMAGE) for _, row in runs.iterrows()}
+
+
+def fusions(evaluation_dir: str | Path) -> pd.DataFrame | None:
+    """``<evaluation_dir>/fusions.csv``: both hybrid fusions of each run (None when not written)."""
+    return read_csv(Path(evaluation_dir) / f"{FUSIONS}.csv")
 
 
 def _per_image(path: Path) -> pd.DataFrame:

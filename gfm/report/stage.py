@@ -6,7 +6,8 @@ report's own figures (gfm.report.figures, the forest plot) and lists the figures
 drew. It writes, each file atomically and the folder as a whole:
 
 * ``<report.out>/paper/``: ``paper_numbers``, ``overview``, ``table1`` ... ``table7``,
-  ``table6_best`` and ``findings`` as CSV + HTML; ``findings.json`` (every comparison of every
+  ``table1_<benchmark>`` and ``table2_<benchmark>`` for every benchmark evaluated besides AM-2k,
+  ``fusions`` (both hybrid fusions), ``table6_best`` and ``findings`` as CSV + HTML; ``findings.json`` (every comparison of every
   claim); ``forest.png``, ``training_curves.png``, ``domain_gap.png``, ``comp_track.png``
   (those that can be drawn);
 * ``report.findings_out`` (``metrics/findings.json``): verdicts as words and numbers.
@@ -15,7 +16,7 @@ drew. It writes, each file atomically and the folder as a whole:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +47,8 @@ class PaperReport:
     overview, numbers, table6_best, findings_table : DataFrame
         This run's experiments; the paper's numbers; Table 6's best settings; the judged claims.
     tables : dict
-        ``table1`` ... ``table7`` (gfm.report.tables.PaperTable).
+        ``table1`` ... ``table7``, then ``table1_<benchmark>`` / ``table2_<benchmark>`` for the other
+        benchmarks (gfm.report.tables.PaperTable).
     findings : dict
         gfm.report.judge.judge's full result.
     figures : dict
@@ -57,6 +59,10 @@ class PaperReport:
         ``{stage: [(caption, PNG path), ...]}`` for stages 2, 3 and 5 (empty: not run).
     seconds : float
         Wall time of :func:`run`.
+    fusions : DataFrame
+        Both hybrid fusions per benchmark and experiment (gfm.report.tables.fusion_table).
+    protocol : dict
+        How the evaluate stage tested (``<evaluate.out>/protocol.json``; {} when not written).
     """
 
     out: Path
@@ -71,6 +77,8 @@ class PaperReport:
     not_drawn: dict
     stage_figures: dict
     seconds: float
+    fusions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    protocol: dict = field(default_factory=dict)
 
     def show_figure(self, name: str) -> None:
         """Display the report's figure ``name`` (a PNG of :attr:`out`), or why it was not drawn."""
@@ -114,15 +122,24 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     summary = tables.experiment_summary(evidence.per_image, grid, evaluated=metrics.get("evaluate"))
     references = tables.reference_summary(inputs.baselines(evaluation))
     table6_grid = inputs.read_csv(evaluation / "table6.csv")
+    protocol = inputs.protocol(evaluation)
+    table5 = tables.table5_summary(*inputs.table5_runs(evaluation), grid)
     common = dict(references=references, numbers=numbers, data=data)
     built = {"table1": tables.table1(summary, planned=planned, **common),
              "table2": tables.table2(**common),
              "table3": tables.table3(summary, planned=planned, **common),
              "table4": tables.table4(summary, planned=planned, **common),
-             "table5": tables.table5(summary, planned=planned, **common),
+             "table5": tables.table5(summary, planned=planned, protocol=table5, table5_d=protocol.get("table5_d"),
+                                     **common),
              "table6": tables.table6(table6_grid, per_image=inputs.read_csv(evaluation / inputs.TABLE6_PER_IMAGE),
                                      numbers=numbers, data=data),
              "table7": tables.table7(inputs.read_csv(evaluation / "complexity.csv"), numbers=numbers)}
+    for name, bench in inputs.other_benchmarks(evaluation).items():
+        bench_summary = tables.experiment_summary(inputs.per_image_tables(bench["folder"], list(grid)), grid)
+        for table in tables.benchmark_tables(name, bench["title"], bench_summary, numbers=numbers, planned=planned,
+                                             references=tables.reference_summary(inputs.baselines(bench["folder"]))):
+            built[table.name] = table
+    fusions = tables.fusion_table(inputs.fusions(evaluation))
     best = tables.table6_best(table6_grid, numbers=numbers, data=data)
     result = findings.judge_outputs(evidence, grid, n_boot=n_boot, seed=seed, numbers=paper_values(numbers))
     claims = findings.findings_table(result)
@@ -141,6 +158,8 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
         for table in built.values():
             table.save(tmp)
         tables.save_frame(best, tmp, "table6_best", title="Table 6: the best settings, the paper's and this run's")
+        tables.save_frame(fusions, tmp, "fusions", title="The hybrid test's two fusions: official (the released code's) "
+                                                         "and upsampled; difference = upsampled - official")
         tables.save_frame(claims, tmp, "findings", title="Findings: the paper's claims on this run")
         write_json(tmp / "findings.json", result)
         for name, draw in drawers.items():
@@ -156,4 +175,5 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     stage_figures = {stage: inputs.stage_figures(getattr(params, stage).out) for stage in STAGE_FIGURES}
     return PaperReport(out=out, data=data, overview=overview, numbers=numbers, tables=built, table6_best=best,
                        findings=result, findings_table=claims, figures=drawn, not_drawn=not_drawn,
-                       stage_figures=stage_figures, seconds=time.perf_counter() - start)
+                       stage_figures=stage_figures, seconds=time.perf_counter() - start, fusions=fusions,
+                       protocol=protocol)

@@ -16,12 +16,16 @@ profile" (naming the paper profile's experiment that would fill it).
 * :func:`experiment_summary`, :func:`reference_summary` -- this run's numbers per experiment /
   reference matte, read from the per-image tables.
 * :func:`overview` -- this run's experiments and the paper rows they stand for.
-* :func:`table1` ... :func:`table7`, :func:`table6_best` -- the tables.
+* :func:`table1` ... :func:`table7`, :func:`table6_best` -- the tables; :func:`table5_summary` --
+  the rows of the evaluate stage's Table 5 protocol (one pass at 1/3, EN-median).
+* :func:`benchmark_tables` -- Tables 1 and 2 on a benchmark other than AM-2k (PM-10k's columns).
+* :func:`fusion_table` -- both hybrid fusions of every experiment and their difference.
 * :func:`save_frame` -- a plain DataFrame as CSV + HTML.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -35,12 +39,13 @@ from scipy import stats as _st
 from gfm.core.io import write_text
 from gfm.evaluate.metrics import MAIN_METRICS, TABLE1_METRICS
 from gfm.report.experiments import BACKBONE_CODES, experiment_label, normalise, parse_experiment, row_group
-from gfm.report.inputs import BLANK, CLOSED_FORM, DATA_SAMPLE, split_run
+from gfm.report.inputs import BLANK, CLOSED_FORM, DATA_SAMPLE, RESERVED, split_run
 from gfm.report.numbers import paper_numbers, paper_value
 
 __all__ = ["PAPER_AM2K", "PAPER_PM10K", "PAPER", "RUN", "CI", "NOT_RUN", "NOT_PART", "REFERENCES", "LABELS",
-           "PaperTable", "experiment_summary", "reference_summary", "overview", "table1", "table2", "table3",
-           "table4", "table5", "table6", "table6_best", "table7", "save_frame"]
+           "EN_MEDIAN", "PaperTable", "experiment_summary", "reference_summary", "overview", "table1", "table2",
+           "table3", "table4", "table5", "table5_summary", "table6", "table6_best", "table7", "benchmark_tables",
+           "fusion_table", "save_frame"]
 
 #: Sub-columns under a metric: the paper's number per dataset, this run's mean and CI half-width.
 PAPER_AM2K, PAPER_PM10K, PAPER, RUN, CI = "paper AM-2k", "paper PM-10k", "paper", "this run", "±"
@@ -50,6 +55,10 @@ SHM_NOTE = "SHM (Chen et al. 2018) is not part of this companion: the paper's nu
 #: Reference mattes (``baselines/<name>``) -> their row in the tables.
 REFERENCES = {BLANK: "blank matte (all zero)", CLOSED_FORM: "closed-form matting (trimap)"}
 REFERENCE_TRACK = "reference"
+#: Table 5's ensemble row (gfm.evaluate.table5.EN_MEDIAN).
+EN_MEDIAN = "EN-median"
+#: The metrics of :func:`fusion_table` (gfm.evaluate.run.FUSION_METRICS) and its fusions.
+FUSION_METRICS, FUSION_KINDS = (*MAIN_METRICS, "sad_trans"), ("official", "upsampled", "difference")
 #: Column headings: the paper's metric names (Sect. 5.1) and Table 7's columns.
 LABELS = {"sad": "SAD", "mse": "MSE", "mad": "MAD", "grad": "Grad", "conn": "Conn", "sad_trans": "SAD-TRAN",
           "sad_fg": "SAD-FG", "sad_bg": "SAD-BG", "parameters_m": "Params (M)", "gmac": "GMac",
@@ -123,7 +132,7 @@ def experiment_summary(per_image: Mapping[str, pd.DataFrame], experiments: Mappi
         ``paper_track``, ``paper_row``, ``group`` (the row without backbone), ``evaluated``,
         ``seeds``, then per metric ``<m>`` and ``<m>_ci95``.
     """
-    evaluated = {k: v for k, v in dict(evaluated or {}).items() if isinstance(v, Mapping) and k != "baselines"}
+    evaluated = {k: v for k, v in dict(evaluated or {}).items() if isinstance(v, Mapping) and k not in RESERVED}
     runs: dict[str, list[str]] = {}
     for name in per_image:
         parsed = split_run(name)
@@ -231,17 +240,100 @@ def table4(summary: pd.DataFrame, *, references: pd.DataFrame | None = None, num
 
 
 def table5(summary: pd.DataFrame, *, references: pd.DataFrame | None = None, numbers: pd.DataFrame | None = None,
-           planned: Mapping | None = None, data: str = DATA_SAMPLE) -> PaperTable:
+           planned: Mapping | None = None, data: str = DATA_SAMPLE, protocol: pd.DataFrame | None = None,
+           table5_d: float | None = None) -> PaperTable:
     """Table 5: the RoSTa (TT, FT, BT) and their integration (EN-median, RIM) on the ORI-Track.
 
-    The paper tests every row at ratio 1/3 (Sect. 5.5); this run's rows use the evaluate stage's
-    test strategy. EN-median is not computed here. See :func:`table1`.
+    The paper tests every row in one pass at ratio 1/3 (Sect. 5.5 "RoSTa Integration"). With
+    ``protocol`` (:func:`table5_summary` of the evaluate stage's ``table5/``) this run's rows are
+    its models under that protocol (1/``table5_d``; None: the stage's own test) and EN-median, the
+    per-pixel median of the TT, FT and BT mattes; without it (no RoSTa set in the grid) they are the
+    main evaluation's, with the stage's test strategy. See :func:`table1`.
     """
+    measured = protocol is not None and len(protocol) > 0
+    missing = None if measured else ("not measured: the grid has no TT, FT and BT models of one configuration "
+                                     "(the evaluate stage's Table 5 protocol)")
     groups = [("ORI", g, None, None) for g in ("GFM-TT", "GFM-FT", "GFM-BT")]
-    groups += [("ORI", "EN-median", "the median of the TT, FT and BT mattes",
-                "EN-median is not computed in this companion"), ("ORI", "GFM-RIM", None, None)]
-    return _metric_table("5", "Table 5: RoSTa and their integration", groups, MAIN_METRICS, summary, references,
-                         numbers, planned, data)
+    groups += [("ORI", EN_MEDIAN, "the median of the TT, FT and BT mattes", missing), ("ORI", "GFM-RIM", None, None)]
+    table = _metric_table("5", "Table 5: RoSTa and their integration", groups, MAIN_METRICS,
+                          protocol if measured else summary, references, numbers, planned, data)
+    if not measured:
+        how = "this run's rows: the main evaluation (the evaluate stage's test strategy); EN-median not measured."
+    elif table5_d is None:
+        how = ("this run's rows: the evaluate stage's Table 5 protocol with its own test (evaluate.table5_d: null), "
+               "EN-median the per-pixel median of the TT, FT and BT mattes.")
+    else:
+        how = (f"this run's rows: the paper's protocol, every model in one pass at 1/{table5_d:g} (evaluate.table5_d), "
+               "EN-median the per-pixel median of the TT, FT and BT mattes.")
+    return dataclasses.replace(table, caption=f"The paper tests every row at 1/3 (Sect. 5.5); {how} {table.caption}")
+
+
+def table5_summary(runs: pd.DataFrame | None, per_image: Mapping[str, pd.DataFrame],
+                   experiments: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """The rows of the evaluate stage's Table 5 protocol (gfm.report.inputs.table5_runs: ``runs.csv``
+    and ``{run: per-image table}``) in the form of :func:`experiment_summary`: one row per member
+    experiment (its configuration from ``experiments``, else from its name and the backbone of
+    ``runs.csv``), and one ``EN-median(<backbone>)`` row per ensemble (``group`` "EN-median")."""
+    if runs is None or len(runs) == 0:
+        return experiment_summary({}, {})
+    members = runs[runs["row"] != EN_MEDIAN]
+    configs = {e: (experiments or {}).get(e) or {**parse_experiment(e), "backbone": str(backbone)}
+               for e, backbone in zip(members["experiment"], members["backbone"])}
+    summary = experiment_summary({r: per_image[r] for r in members["run"]}, configs)
+    rows = []
+    for name, part in runs[runs["row"] == EN_MEDIAN].groupby("experiment", sort=False):
+        backbone = str(part["backbone"].iloc[0])
+        row = {"experiment": name, "track": "ori", "backbone": backbone, "rosta": EN_MEDIAN, "decoder": "two",
+               "ppm": "five", "bridge": True, "paper_track": "ORI",
+               "paper_row": f"{EN_MEDIAN}({BACKBONE_CODES.get(backbone, backbone)})", "group": EN_MEDIAN,
+               "evaluated": True, "seeds": len(part)}
+        seed_means = [_means(per_image[run], TABLE1_METRICS) for run in part.sort_values("seed")["run"]]
+        for metric in TABLE1_METRICS:
+            row[metric], row[f"{metric}_ci95"] = _seed_interval([m[metric] for m in seed_means])
+        rows.append(row)
+    return pd.concat([summary, pd.DataFrame(rows, columns=summary.columns)], ignore_index=True) if rows else summary
+
+
+def benchmark_tables(name: str, title: str, summary: pd.DataFrame, *, references: pd.DataFrame | None = None,
+                     numbers: pd.DataFrame | None = None, planned: Mapping | None = None) -> list[PaperTable]:
+    """Tables 1 and 2 on benchmark ``name`` (a PM-10k test set: P3M-500-P or P3M-500-NP): this
+    run's models (``summary`` of that benchmark's per-image tables) and reference mattes beside the
+    paper's PM-10k numbers, written as ``table1_<name>`` / ``table2_<name>``.
+
+    The paper's PM-10k rows are models trained on PM-10k's portraits; this pipeline trains on
+    AM-2k (animals) and its composites only, so the rows are not comparable: the captions say so.
+    """
+    numbers = paper_numbers() if numbers is None else numbers
+    portraits = numbers[numbers["dataset"] != "AM-2k"]
+    note = (f" This run: tested on {title}. The paper's PM-10k rows are models trained on PM-10k's portraits; this "
+            "pipeline trains on AM-2k (animals) and composites of its foregrounds only, so its rows are models tested "
+            "on a domain they never saw, not comparable with the paper's: they show how the models transfer.")
+    t1 = table1(summary, references=references, numbers=portraits, planned=planned, data=title)
+    t2 = table2(references=references, numbers=portraits, data=title)
+    return [dataclasses.replace(t1, name=f"table1_{name}", title=f"Table 1 on {title} (the paper: PM-10k)",
+                                caption=t1.caption + note),
+            dataclasses.replace(t2, name=f"table2_{name}", title=f"Table 2 on {title} (the paper: PM-10k)",
+                                caption=t2.caption + note)]
+
+
+def fusion_table(fusions: pd.DataFrame | None) -> pd.DataFrame:
+    """Both hybrid fusions of every experiment (``<evaluate.out>/fusions.csv``): one row per benchmark
+    and experiment, the number of runs and per metric the mean over runs of the ``official`` and
+    ``upsampled`` fusions and their ``difference`` (upsampled - official: positive when the
+    upsampled fusion errs more). Empty when no run was tested with the hybrid test."""
+    columns = ["benchmark", "experiment", "runs", *(f"{m}_{k}" for m in FUSION_METRICS for k in FUSION_KINDS)]
+    if fusions is None or len(fusions) == 0:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (benchmark, experiment), part in fusions.groupby(["benchmark", "experiment"], sort=False):
+        row = {"benchmark": benchmark, "experiment": experiment, "runs": part["run"].nunique()}
+        for kind in FUSION_KINDS:
+            values = part[part["fusion"] == kind]
+            for metric in FUSION_METRICS:
+                numeric = pd.to_numeric(values[metric], errors="coerce") if metric in values else pd.Series([], dtype=float)
+                row[f"{metric}_{kind}"] = float(numeric.mean()) if numeric.notna().any() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def table6(grid: pd.DataFrame | None, *, per_image: pd.DataFrame | None = None, numbers: pd.DataFrame | None = None,
