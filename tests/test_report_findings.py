@@ -90,6 +90,17 @@ def test_findings_metrics_shape(result):
 
 
 
+def test_headline_metrics_are_the_verdict_counts_and_each_models_sad(result):
+    evaluate = {"ori-tt": {"sad": 17.96734, "mse": 0.08, "seeds": 3}, "coco-tt": {"sad": 27.4, "seeds": 3},
+                "baselines": {"blank": {"sad": 38.06, "mse": 0.2}, "closed_form": {"sad": 4.2}},
+                "fusions": {"ori-tt": {"official": {"sad": 18.0}}}, "table5": {}}
+    headline = findings.headline_metrics(result, evaluate)
+    assert headline == {"verdicts": {v: result["summary"][v] for v in st.VERDICTS},
+                        "sad": {"ori-tt": 17.9673, "coco-tt": 27.4, "blank": 38.06}}
+    assert sum(headline["verdicts"].values()) == len(result["claims"])
+    assert findings.headline_metrics(result, None)["sad"] == {}        # before any evaluation
+
+
 def test_write_findings_metrics_reads_in_a_terminal(result, tmp_path):
     path = findings.write_findings_metrics(tmp_path / "metrics" / "findings.json", result)
     text = path.read_text()

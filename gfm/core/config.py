@@ -398,6 +398,8 @@ class ReportConfig:
     paper_profile: str = knob(_PATH, "profiles/paper.yaml", doc="the paper's grid (named in 'not run' rows)")
     metrics_dir: str = knob(_PATH, "metrics", doc="where the stage metrics are read")
     findings_out: str = knob(_PATH, "metrics/findings.json")
+    headline_out: str = knob(_PATH, "metrics/headline.json", doc="verdict counts and each model's SAD: the only "
+                                                                  "file dvc.yaml declares under metrics")
     matte_images: int = knob(_POSITIVE, 3, doc="images cut out by 07_matte")
 
 

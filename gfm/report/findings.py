@@ -99,6 +99,20 @@ def findings_metrics(result: Mapping) -> dict:
     return {"claims": claims, "summary": {v: int(result["summary"].get(v, 0)) for v in st.VERDICTS}}
 
 
+def headline_metrics(result: Mapping, evaluate: Mapping | None) -> dict:
+    """The few numbers ``dvc metrics show`` and ``dvc exp show`` print (``metrics/headline.json``, the
+    pipeline's only declared metrics file): the verdict counts, and the AM-2k SAD of every evaluated
+    model (mean over seeds) and of the blank matte. Everything else stays in the stages' own files
+    (``dvc metrics show metrics/evaluate.json``)."""
+    evaluate = evaluate or {}
+    sad = {name: _round(entry["sad"]) for name, entry in evaluate.items()
+           if isinstance(entry, Mapping) and "sad" in entry and "seeds" in entry}
+    blank = (evaluate.get("baselines") or {}).get("blank") or {}
+    if "sad" in blank:
+        sad["blank"] = _round(blank["sad"])
+    return {"verdicts": {v: int(result["summary"].get(v, 0)) for v in st.VERDICTS}, "sad": sad}
+
+
 def write_findings_metrics(path: str | Path, result: Mapping) -> Path:
     """Write :func:`findings_metrics` to ``path`` (atomically) as indented JSON whose lists of numbers
     and names stay on one line, so each claim reads in a few short lines in a terminal."""

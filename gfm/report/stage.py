@@ -11,6 +11,8 @@ drew. It writes, each file atomically and the folder as a whole:
   claim); ``forest.png``, ``training_curves.png``, ``domain_gap.png``, ``comp_track.png``
   (those that can be drawn);
 * ``report.findings_out`` (``metrics/findings.json``): verdicts as words and numbers.
+* ``report.headline_out`` (``metrics/headline.json``): verdict counts and each model's SAD, the
+  pipeline's one declared metrics file (what ``dvc metrics show`` / ``dvc exp show`` print).
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
             plt.close(fig)
             drawn[name] = out / f"{name}.png"
     findings.write_findings_metrics(cfg.findings_out, result)
+    write_json(cfg.headline_out, findings.headline_metrics(result, metrics.get("evaluate")))
     stage_figures = {stage: inputs.stage_figures(getattr(params, stage).out) for stage in STAGE_FIGURES}
     return PaperReport(out=out, data=data, overview=overview, numbers=numbers, tables=built, table6_best=best,
                        findings=result, findings_table=claims, figures=drawn, not_drawn=not_drawn,
