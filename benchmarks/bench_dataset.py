@@ -15,14 +15,24 @@ and (``cache=True``) keeps decoded images and trimaps in memory.
 Two scales: the embedded world as it is (360 x 480, the sample profile's crops {160, 240, 320},
 128 px, kernels 8/16) and the paper's (the world's images up-sampled to 1080 x 1440, crops
 {640, 960, 1280}, 320 px, kernels 25/50). "cold" decodes every file each time, "warm" has the
-decoded images cached (second and later epochs). Run::
+decoded images cached (second and later epochs).
 
-    PYTHONPATH=. python benchmarks/bench_dataset.py [--datasets data] [--n 16] [--repeat 2]
+COMP-Track, offline vs online (issue 12): each route of the sample profile (coco, bg20k, rssn;
+its knobs, crops, kernels and input size read from ``--params``) is built both ways in a temporary
+folder from the embedded world -- composites made once and read back (``compose.mode: offline``,
+the baseline) and layers composed afresh per sample (``online``,
+``gfm.train.dataset.OnlineCompositeDataset``) -- and the same sample indices are timed, cold and
+warm, with the composition alone (``OnlineRoute.composite``) as a separate column. The foreground
+and denoising caches of ``--cache`` (the compose stage's) are copied in when present, so the build
+is quick. Run::
+
+    PYTHONPATH=. python benchmarks/bench_dataset.py [--datasets data] [--n 16] [--repeat 2] [--route-n 24]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +41,11 @@ import cv2
 import numpy as np
 import torch
 
+from gfm.compose import build
+from gfm.compose.online import OnlineRoute
+from gfm.compose.rssn import ROUTE_BACKGROUNDS, route_config
+from gfm.core.config import load_params
+from gfm.core.layout import COCO, matting_split
 from gfm.train import dataset as ds
 
 KEYS = ("image", "alpha", "fg", "bg", "trimap", "erosion", "dilation")
@@ -139,12 +154,81 @@ def upscaled_world(samples, folder: Path, n: int, size=(1440, 1080)):
     return out
 
 
+def run_routes(params_file: str, datasets: str, bg20k: str, cache: str, n: int, repeat: int):
+    """ms per sample of each route of ``params_file``, offline (baseline) vs online, cold and warm."""
+    params = load_params(params_file)
+    cfg, train = params.compose, params.train
+    knobs = dict(k=cfg.k, p_denoise=cfg.p_denoise, p_blur=cfg.p_blur, blur_kernels=cfg.blur_kernels,
+                 p_noise=cfg.p_noise, noise_sigma=cfg.noise_sigma, resize_mode=cfg.resize_mode)
+    sizes = dict(input_size=train.input_size, crop_sizes=tuple(train.crop_sizes), trimap_kernel=train.trimap_kernel,
+                 ftbt_kernel=train.ftbt_kernel)
+    split = matting_split(datasets, "train")
+    folders = {"coco": Path(datasets) / COCO, "bg20k": Path(bg20k) if Path(bg20k).is_dir() else Path(datasets) / COCO}
+    print(f"\nCOMP-Track routes, offline (composites read back) vs online (composed per sample): {params.profile} "
+          f"profile (k {cfg.k}, fg {cfg.fg_method}, denoiser {cfg.denoiser}, input {train.input_size}, crops "
+          f"{list(train.crop_sizes)}), backgrounds coco={folders['coco']} bg20k={folders['bg20k']}; {n} samples x "
+          f"{repeat} epochs, median ms per sample")
+    print(f"  {'route':6s} {'offline cold':>12s} {'online cold':>12s} {'ratio':>6s}   {'offline warm':>12s} "
+          f"{'online warm':>12s} {'ratio':>6s}   {'compose only':>12s}")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        if Path(cache).is_dir():
+            shutil.copytree(cache, out / "_cache")
+        for route in cfg.routes:
+            common = dict(config=route_config(route, **knobs), fg_method=cfg.fg_method, denoiser=cfg.denoiser,
+                          seed=params.seed, workers=cfg.workers, progress=False)
+            backgrounds = folders[ROUTE_BACKGROUNDS[route]]
+            build.build_composites(split, backgrounds, out / "offline", route, fg_cache=out / "_cache" / "fg",
+                                   denoise_cache=out / "_cache" / "denoised", **common)
+            build.build_online_route(split, backgrounds, out / "online", route, inspection=0,
+                                     fg_cache=out / "_cache" / "fg", denoise_cache=out / "_cache" / "denoised",
+                                     **common)
+            sets = {f"{mode} {temp}": ds.training_dataset(route, datasets, out / mode, seed=0, cache=temp == "warm",
+                                                          **sizes)
+                    for mode in ("offline", "online") for temp in ("cold", "warm")}
+            count = min(n, *(len(d) for d in sets.values()))
+            for d in sets.values():
+                if d.cache:
+                    for i in range(count):
+                        d[i]                                  # fill the cache (epoch 0)
+            composer = OnlineRoute(out / "online" / route, cache=True)
+            for i in range(count):
+                composer.composite(i, 0, 0)
+            times = {key: [] for key in (*sets, "compose only")}
+            for epoch in range(1, repeat + 1):
+                for d in sets.values():
+                    d.set_epoch(epoch)
+                for i in range(count):
+                    for key, d in sets.items():
+                        t = time.perf_counter()
+                        d[i]
+                        times[key].append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    composer.composite(i, epoch, 0)
+                    times["compose only"].append(time.perf_counter() - t)
+            ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+            results[route] = ms
+            print(f"  {route:6s} {ms['offline cold']:9.2f} ms {ms['online cold']:9.2f} ms "
+                  f"x{ms['online cold'] / ms['offline cold']:4.2f}   {ms['offline warm']:9.2f} ms "
+                  f"{ms['online warm']:9.2f} ms x{ms['online warm'] / ms['offline warm']:4.2f}   "
+                  f"{ms['compose only']:9.2f} ms")
+    print("  ratio: online / offline (the baseline), same cache mode; cold decodes every file, warm keeps decoded "
+          "layers (online) or composites (offline) in memory")
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="data", help="folder holding am2k/train (default: the embedded world)")
     parser.add_argument("--n", type=int, default=16, help="samples per epoch")
     parser.add_argument("--repeat", type=int, default=2, help="epochs (different draws)")
     parser.add_argument("--paper-n", type=int, default=6, help="samples at paper resolution (0: skip)")
+    parser.add_argument("--params", default="params.yaml", help="profile whose routes and sizes are timed")
+    parser.add_argument("--bg20k", default="artifacts/bg20k/train", help="BG-20k backgrounds (default: stage 2's; "
+                                                                         "else the world's COCO set)")
+    parser.add_argument("--cache", default="artifacts/composites/_cache", help="compose caches to copy in")
+    parser.add_argument("--route-n", type=int, default=24, help="samples per epoch of each route (0: skip)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -157,6 +241,8 @@ def main(argv=None):
             big = upscaled_world(samples, Path(tmp), min(args.paper_n, len(samples)))
             run(big, dict(crop_sizes=(640, 960, 1280), input_size=320, trimap_kernel=25, ftbt_kernel=50),
                 len(big), args.repeat, "paper resolution (1080 x 1440), paper profile")
+    if args.route_n:
+        run_routes(args.params, args.datasets, args.bg20k, args.cache, args.route_n, args.repeat)
 
 
 if __name__ == "__main__":

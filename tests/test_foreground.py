@@ -92,3 +92,28 @@ def test_colour_bleeding_is_nan_where_it_cannot_be_measured():
     assert np.isnan(colour_bleeding(image, image, soft))  # old background = foreground colour
     with pytest.raises(ValueError, match="share"):
         colour_bleeding(image, image, hard[:3])
+
+
+@pytest.mark.parametrize("method", ["cf", "ml"])
+def test_background_comes_from_the_same_solve_and_recomposes_the_image(method):
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:24, 0:32] / 32.0
+    alpha = np.clip(2.0 - 9 * np.hypot(yy - 0.35, xx - 0.5), 0, 1)
+    fg = rng.uniform(0.2, 0.8, 3) + 0.1 * xx[..., None]
+    bg = rng.uniform(0.2, 0.8, 3) - 0.1 * yy[..., None]
+    image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    F, B = estimate_foreground(image, alpha, method, return_background=True)
+    np.testing.assert_array_equal(F, estimate_foreground(image, alpha, method))
+    band = (alpha > 0) & (alpha < 1)
+    assert B.dtype == np.float32 and B.shape == image.shape
+    assert np.abs(alpha[..., None] * F + (1 - alpha[..., None]) * B - image)[band].mean() < 1e-3
+
+
+def test_background_of_the_naive_methods():
+    image = np.full((2, 2, 3), 0.8, np.float32)
+    alpha = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    F, B = estimate_foreground(image, alpha, "naive", return_background=True)
+    np.testing.assert_array_equal(B, image)
+    F, B = estimate_foreground(image, alpha, "premultiplied", return_background=True)
+    np.testing.assert_allclose(B, image * (1 - alpha[..., None]))
+    np.testing.assert_allclose(F + B, image)

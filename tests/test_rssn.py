@@ -381,3 +381,13 @@ def test_stage_inputs_fall_back_with_a_warning(tmp_path):
     params = dataclasses.replace(params, bg20k=dataclasses.replace(params.bg20k, out=str(tmp_path / "none")))
     with pytest.warns(UserWarning, match="stage 2 not run"):
         assert stage.stage_inputs(params).bg20k == root / COCO
+
+
+def test_peek_tells_the_next_decisions_without_drawing_them():
+    cfg = rssn.ROUTES["rssn"]
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        seen = rssn.peek(cfg, rng)
+        state = rng.bit_generator.state
+        assert rssn.peek(cfg, rng) == seen and rng.bit_generator.state == state
+        assert rssn.draw(cfg, rng) == seen

@@ -209,11 +209,11 @@ def test_from_params_takes_every_setting_from_the_typed_params(world, tmp_path):
     assert config.crop_sizes == (64, 80) and config.epochs == 4 and config.track == "ori"
     assert config.datasets == str(world) and config.composites == params.compose.out
     assert config.checkpoint_interval == 0.0 and config.device == "cpu" and config.resume is False
-    for name in ("backbone", "rosta", "decoder", "ppm", "bridge", "pretrained", "batch_size", "steps_per_epoch",
-                 "max_steps"):
+    for name in ("backbone", "rosta", "decoder", "ppm", "bridge", "batch_size", "steps_per_epoch", "max_steps"):
         assert getattr(config, name) == getattr(item, name), name
     for name in ("input_size", "trimap_kernel", "ftbt_kernel", "lr", "precision", "workers", "cache",
-                 "official_loss", "fg_bg", "channels_last", "on_bad_sample", "checkpoint_interval", "ema"):
+                 "official_loss", "fg_bg", "channels_last", "on_bad_sample", "checkpoint_interval", "ema",
+                 "pretrained"):
         assert getattr(config, name) == getattr(params.train, name), name
     # no second copy of the defaults: every field but the call switches must be given
     required = {f.name for f in dataclasses.fields(tr.TrainConfig) if f.default is dataclasses.MISSING}

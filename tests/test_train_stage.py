@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchvision
 
 from gfm.core.io import write_image
 from gfm.train import plots, stage
@@ -66,6 +68,25 @@ def test_metrics_are_the_mean_over_seeds_and_per_run(trained):
     finals = [r.summary["final_losses"]["total"] for r in result.runs.values()]
     assert per_run == pytest.approx(finals, abs=1e-5)
     assert written["time_s"] == pytest.approx(sum(r.summary["time_s"] for r in result.runs.values()), abs=0.02)
+
+
+def test_metrics_record_the_initialisation(trained):
+    params, result = trained
+    assert params.train.pretrained == "none" and result.metrics["pretrained"] == {"pretrained": "none"}
+
+
+def test_imagenet_weights_missing_offline_stop_the_stage_before_any_work(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    with socket.socket() as s:                       # a port nobody listens on: the machine is offline
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/models/resnet18-f37072fd.pth"
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.value, "url", url)
+    params = tiny_params(world, tmp_path / "models", train={"pretrained": "imagenet",
+                                                            "metrics_dir": str(tmp_path / "metrics")})
+    with pytest.raises(FileNotFoundError, match=r"resnet18-f37072fd\.pth.*torch-home/hub/checkpoints"):
+        stage.run(params, "tiny", progress=False)
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_plot_file_holds_every_seeds_total_loss_and_their_mean_last(trained):

@@ -44,8 +44,8 @@ METHODS = ("cf", "ml", "naive", "premultiplied")
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, method: str = "cf", *,
-                        regularization: float = 1e-5) -> np.ndarray:
-    """Estimate the foreground colours F of Eq. (1) from an image and its alpha matte.
+                        regularization: float = 1e-5, return_background: bool = False):
+    """Estimate the foreground colours F of Eq. (1) from an image and its alpha matte (and B with them).
 
     Parameters
     ----------
@@ -57,12 +57,18 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, method: str = "cf"
         One of :data:`METHODS`; ``"cf"`` (Levin et al., 2007) is the paper's choice.
     regularization : float
         Smoothness regularisation of ``"cf"`` and ``"ml"`` (pymatting's default 1e-5).
+    return_background : bool
+        Also return the background B: ``"cf"`` and ``"ml"`` solve F and B together (the same F
+        either way); ``"naive"`` gives ``B = I``, ``"premultiplied"`` ``B = (1 - alpha) I`` (the
+        official code's ``process_fgbg`` pair). The ORI-Track composition loss (Eq. 7) needs B.
 
     Returns
     -------
-    ndarray
-        F as float32 H×W×3 in [0, 1]. Where alpha is 0 the colour is the method's extrapolation
+    F : ndarray
+        float32 H×W×3 in [0, 1]. Where alpha is 0 the colour is the method's extrapolation
         (it does not enter Eq. 1).
+    B : ndarray
+        Only with ``return_background``: float32 H×W×3 in [0, 1]; extrapolated where alpha is 1.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -75,15 +81,17 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, method: str = "cf"
     if alpha01.shape != image01.shape[:2]:
         raise ValueError(f"alpha must be H×W of the image's size {image01.shape[:2]}, got {alpha01.shape}")
     if method == "naive":
-        fg = image01
+        fg, bg = image01, image01
     elif method == "premultiplied":
-        fg = image01 * alpha01[..., None]
+        fg, bg = image01 * alpha01[..., None], image01 * (1.0 - alpha01[..., None])
     else:
         import pymatting
 
         solver = pymatting.estimate_foreground_cf if method == "cf" else pymatting.estimate_foreground_ml
-        fg = solver(image01.astype(np.float64), alpha01.astype(np.float64), regularization=regularization)
-    return np.clip(fg, 0.0, 1.0).astype(np.float32)
+        fg, bg = solver(image01.astype(np.float64), alpha01.astype(np.float64), regularization=regularization,
+                        return_background=True)
+    fg = np.clip(fg, 0.0, 1.0).astype(np.float32)
+    return (fg, np.clip(bg, 0.0, 1.0).astype(np.float32)) if return_background else fg
 
 
 def foreground_error(F_est: np.ndarray, F_true: np.ndarray, alpha: np.ndarray) -> dict:

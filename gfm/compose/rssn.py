@@ -38,6 +38,7 @@ stored triplet (up to clipping).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -270,6 +271,15 @@ def draw(config: RSSNConfig, rng: np.random.Generator) -> dict:
         "noise": noise,
         "sigma": float(config.noise_sigma) if noise else 0.0,
     }
+
+
+def peek(config: RSSNConfig, rng: np.random.Generator) -> dict:
+    """The decisions :func:`compose` will :func:`draw` from ``rng`` next, ``rng`` left as it is.
+
+    On-the-fly composition (:mod:`gfm.compose.online`) reads the cached denoised F and B only
+    for the composites that use them.
+    """
+    return draw(config, copy.deepcopy(rng))
 
 
 def compose(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, config: RSSNConfig,

@@ -2,7 +2,11 @@
 
 :func:`run` does the stage's work from params.yaml (``compose`` and ``seed``) and writes every output::
 
-    <compose.out>/<route>/...                   composites of each route (gfm.compose.build)
+    <compose.out>/<route>/...                   composites of each route (compose.mode offline), or the
+                                                layers, recipe and inspection composites of an online route
+                                                (compose.mode online; gfm.compose.build, gfm.compose.online)
+    <compose.out>/ori/...                       train.fg_bg estimated: the real training images with F and B
+                                                estimated by compose.fg_method (gfm.compose.build.build_ori_estimated)
     <compose.out>/figures/fig3_routes.png       Fig. 3: one foreground composed by each route
     <compose.out>/figures/inspector.png         the inspector grid: each RSSN technique alone, then all
     <compose.out>/figures/domain_gap.png        per-image fg/bg discrepancies, real photos vs each route
@@ -26,12 +30,12 @@ from typing import Mapping
 
 import pandas as pd
 
-from gfm.compose import discrepancy, figures
-from gfm.compose.build import build_composites
+from gfm.compose import discrepancy, figures, online
+from gfm.compose.build import build_composites, build_online_route, build_ori_estimated
 from gfm.compose.inspect import FG_METHODS, BackgroundItem, ForegroundItem, foreground_error_table
 from gfm.compose.rssn import ROUTE_BACKGROUNDS, route_config
 from gfm.core import layout
-from gfm.core.config import Params
+from gfm.core.config import ORI_ESTIMATED, Params
 from gfm.core.figures import save_figures
 from gfm.core.io import list_images, write_json, write_text
 
@@ -54,9 +58,10 @@ class ComposeResult:
     tables: Mapping[str, Path]
     foregrounds: tuple[ForegroundItem, ...]
     backgrounds: Mapping[str, tuple[BackgroundItem, ...]]
+    ori: Path | None = None
 
     def composites(self) -> pd.DataFrame:
-        """Composites written and build seconds per route."""
+        """Composites written (of an online route: its inspection composites) and build seconds per route."""
         return pd.DataFrame({"composites": {r: len(v) for r, v in self.records.items()},
                              "seconds": dict(self.seconds)})
 
@@ -80,11 +85,17 @@ def run(params: Params, *, progress: bool = False) -> ComposeResult:
     1. Foreground estimation (Fig. 3c vs 3d): the first ``compose.fg_error_images`` training photos,
        every method of ``gfm.compose.foreground.METHODS``, scored in the transition band against
        the true F where the matting set has one (``foreground_error_table``).
-    2. The routes (``gfm.compose.build.build_composites``) with params.yaml's knobs and ``seed``.
+    2. With ``train.fg_bg: estimated``, the ORI-Track set with estimated F and B
+       (``gfm.compose.build.build_ori_estimated``; its F cache serves the routes too). The routes with
+       params.yaml's knobs and ``seed``: composites made once (``compose.mode: offline``,
+       ``gfm.compose.build.build_composites``) or the layers a training run composes from every
+       epoch plus ``compose.gap_images`` inspection composites (``online``,
+       ``gfm.compose.build.build_online_route``).
     3. Fig. 3 and the inspector grid, both made by ``gfm.compose.rssn.compose_layers`` (the blur
        kernel shown is the middle one of ``compose.blur_kernels``).
     4. The domain gap (``gfm.compose.discrepancy``) of the first ``compose.gap_images`` real photos
-       and composites of each route, summarised against the real photos.
+       and composites of each route (the inspection composites of an online route), summarised
+       against the real photos.
 
     Returns a :class:`ComposeResult`; the module docstring lists the files written.
     """
@@ -99,19 +110,28 @@ def run(params: Params, *, progress: bool = False) -> ComposeResult:
     knobs = dict(k=cfg.k, p_denoise=cfg.p_denoise, p_blur=cfg.p_blur, blur_kernels=cfg.blur_kernels,
                  p_noise=cfg.p_noise, noise_sigma=cfg.noise_sigma, resize_mode=cfg.resize_mode)
     folders = {"coco": inputs.coco, "bg20k": inputs.bg20k}
+    ori = None
+    if params.train.fg_bg == ORI_ESTIMATED:
+        ori = build_ori_estimated(inputs.train, out, fg_method=cfg.fg_method, workers=cfg.workers, progress=progress)
     records, seconds = {}, {}
+    composites = {}  # route -> the folder of its composites (image/, alpha/)
     for route in cfg.routes:
         start = time.perf_counter()
-        records[route] = build_composites(inputs.train, folders[ROUTE_BACKGROUNDS[route]], out, route,
-                                          config=route_config(route, **knobs), fg_method=cfg.fg_method,
-                                          denoiser=cfg.denoiser, seed=params.seed, workers=cfg.workers,
-                                          progress=progress)
+        common = dict(config=route_config(route, **knobs), fg_method=cfg.fg_method, denoiser=cfg.denoiser,
+                      seed=params.seed, workers=cfg.workers, progress=progress)
+        if cfg.mode == "online":
+            records[route] = build_online_route(inputs.train, folders[ROUTE_BACKGROUNDS[route]], out, route,
+                                                inspection=cfg.gap_images, **common)
+            composites[route] = out / route / online.INSPECTION_DIR
+        else:
+            records[route] = build_composites(inputs.train, folders[ROUTE_BACKGROUNDS[route]], out, route, **common)
+            composites[route] = out / route
         seconds[route] = round(time.perf_counter() - start, 1)
 
     gaps = pd.concat([discrepancy.folder_gap_table(inputs.train.original, inputs.train.mask, "real",
                                                    limit=cfg.gap_images)]
-                     + [discrepancy.folder_gap_table(out / r / "image", out / r / "alpha", r, limit=cfg.gap_images)
-                        for r in cfg.routes], ignore_index=True)
+                     + [discrepancy.folder_gap_table(folder / "image", folder / "alpha", r, limit=cfg.gap_images)
+                        for r, folder in composites.items()], ignore_index=True)
     summary = discrepancy.gap_summary(gaps, reference="real")
 
     result_figures = _save_figures(out / "figures", params, foregrounds, backgrounds, fg_errors, gaps)
@@ -126,7 +146,7 @@ def run(params: Params, *, progress: bool = False) -> ComposeResult:
     write_json(cfg.metrics_out, metrics)
     return ComposeResult(records=records, seconds=seconds, foreground_errors=fg_errors, gaps=gaps,
                          gap_summary=summary, metrics=metrics, figures=result_figures, tables=tables,
-                         foregrounds=foregrounds, backgrounds=backgrounds)
+                         foregrounds=foregrounds, backgrounds=backgrounds, ori=ori)
 
 
 def foreground_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -25,8 +25,17 @@ F and B. The composition loss (Eq. 7) needs them. The embedded world provides th
 of every training image (``train/fg``, ``train/bg``) and stage 3 writes them beside each
 composite. Real AM-2k ships no F/B for the ORI-Track; then ``fg_bg="auto"`` does what the
 official code does by default (``--fg_generate alpha_blending``): ``F = alpha * I`` and
-``B = (1 - alpha) * I`` (its alternative, ``closed_form``, reads F/B computed beforehand, i.e.
-our ``fg``/``bg`` folders).
+``B = (1 - alpha) * I``. Its alternative, ``closed_form`` (the paper's setting), reads F/B computed
+beforehand: ``fg_bg="estimated"`` reads ``<composites>/ori``, the training images with F and B
+estimated by ``compose.fg_method`` in stage 3 (:func:`gfm.compose.build.build_ori_estimated`).
+
+COMP-Track, offline or online. A route folder made once by stage 3 (``compose.mode: offline``)
+holds composites read back every epoch (:class:`MattingDataset`); a route folder holding a recipe
+(``online``, :mod:`gfm.compose.online`) gives an :class:`OnlineCompositeDataset`, which composes
+every sample afresh each epoch from the cached layers (a new background and new RSSN decisions,
+as the paper composes "on-the-fly during training"; N foregrounds x K samples per epoch, see
+:mod:`gfm.compose.online`). :func:`training_dataset` picks the right one; crop, resize, RoSTa maps
+and tensors are the same code for both.
 
 Random draws depend only on ``(seed, epoch, index)`` (:meth:`MattingDataset.set_epoch`), so a
 run is reproducible whatever the number of data-loading workers, and resumable.
@@ -46,9 +55,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gfm.compose.online import LAYERS_DIR, RECIPE_FILE, OnlineRoute, is_online
 from gfm.core import trimap as rosta_trimap
+from gfm.core.config import ORI_ESTIMATED, ORI_TRACK
 from gfm.core.io import ImageError, list_images, read_alpha, read_image
-from gfm.core.layout import matting_split
+from gfm.core.layout import Split, matting_split
 
 __all__ = [
     "SampleFiles",
@@ -57,10 +68,12 @@ __all__ = [
     "ori_track_samples",
     "composite_samples",
     "training_samples",
+    "training_dataset",
     "rosta_maps",
     "draw_crop",
     "make_sample",
     "MattingDataset",
+    "OnlineCompositeDataset",
 ]
 
 #: Sub-folders of one composition route written by stage 3: ``<composites>/<route>/<folder>/``.
@@ -113,19 +126,23 @@ def ori_track_samples(datasets: str | Path, split: str = "train", *, fg_bg: str 
     ``fg_bg``: ``"auto"`` uses the ``fg``/``bg`` folders when they exist, else alpha blending;
     ``"files"`` requires them; ``"alpha_blending"`` ignores them. An image without its mask (or
     F/B when they are used) raises :class:`FileNotFoundError` naming the file
-    (``on_bad_sample="fail"``) or is left out with a warning (``"skip"``).
+    (``on_bad_sample="fail"``) or is left out with a warning (``"skip"``). (``"estimated"``: see
+    :func:`training_samples`, which reads stage 3's ``<composites>/ori`` then.)
     """
     if fg_bg not in ("auto", "files", "alpha_blending"):
         raise ValueError(f"fg_bg must be 'auto', 'files' or 'alpha_blending', got {fg_bg!r}")
-    folders = matting_split(datasets, split)
-    use_files = fg_bg == "files" or (fg_bg == "auto" and folders.fg.is_dir() and folders.bg.is_dir())
-    partners = {"alpha": folders.mask, **({"fg": folders.fg, "bg": folders.bg} if use_files else {})}
-    return _pair(list_images(folders.original), partners, on_bad_sample)
+    return _split_samples(matting_split(datasets, split), fg_bg, on_bad_sample)
 
 
 def composite_samples(composites: str | Path, route: str, *, on_bad_sample: str = "fail") -> list[SampleFiles]:
-    """COMP-Track samples of one route: ``<composites>/<route>/{image,alpha,fg,bg}/<name>.*``."""
+    """COMP-Track samples of one offline route: ``<composites>/<route>/{image,alpha,fg,bg}/<name>.*``."""
     root = Path(composites) / route
+    if is_online(root):
+        raise ValueError(f"{root / RECIPE_FILE}: {root} is an online route (layers to compose from, no "
+                         f"composites): read it with training_dataset or OnlineCompositeDataset")
+    if (root / LAYERS_DIR).is_dir():
+        raise FileNotFoundError(f"{root / RECIPE_FILE}: missing: {root} holds an online route's layers but no "
+                                f"recipe (re-run the compose stage)")
     if not (root / "image").is_dir():
         raise FileNotFoundError(f"{root / 'image'}: no composites of route {route!r} (run the compose stage)")
     partners = {key: root / key for key in ("alpha", "fg", "bg")}
@@ -134,10 +151,34 @@ def composite_samples(composites: str | Path, route: str, *, on_bad_sample: str 
 
 def training_samples(track: str, datasets: str | Path, composites: str | Path, *,
                      fg_bg: str = "auto", on_bad_sample: str = "fail") -> list[SampleFiles]:
-    """The samples of a training track: ``"ori"`` (ORI-Track) or a composition route name."""
-    if track == "ori":
+    """The samples of a training track: ``"ori"`` (ORI-Track) or an offline composition route's name.
+
+    ORI-Track with ``fg_bg="estimated"``: ``<composites>/ori`` (stage 3's training images with
+    estimated F and B), else ``<datasets>/am2k/train`` (:func:`ori_track_samples`).
+    """
+    if track == ORI_TRACK:
+        if fg_bg == ORI_ESTIMATED:
+            folders = Split(Path(composites) / ORI_TRACK)
+            if not folders.original.is_dir():
+                raise FileNotFoundError(f"{folders.original}: no ORI-Track set with estimated F and B "
+                                        f"(train.fg_bg: estimated; run the compose stage)")
+            return _split_samples(folders, "files", on_bad_sample)
         return ori_track_samples(datasets, "train", fg_bg=fg_bg, on_bad_sample=on_bad_sample)
     return composite_samples(composites, track, on_bad_sample=on_bad_sample)
+
+
+def training_dataset(track: str, datasets: str | Path, composites: str | Path, *, fg_bg: str = "auto",
+                     on_bad_sample: str = "fail", **options) -> "MattingDataset":
+    """The training set of a track: an :class:`OnlineCompositeDataset` for a route folder holding a
+    recipe (``compose.mode: online``), else a :class:`MattingDataset` of :func:`training_samples`.
+
+    ``options``: the keywords of :class:`MattingDataset` (input size, crops, kernels, seed, cache).
+    """
+    route = Path(composites) / track
+    if track != ORI_TRACK and is_online(route):
+        return OnlineCompositeDataset(route, on_bad_sample=on_bad_sample, **options)
+    return MattingDataset(training_samples(track, datasets, composites, fg_bg=fg_bg, on_bad_sample=on_bad_sample),
+                          on_bad_sample=on_bad_sample, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +329,8 @@ class MattingDataset(Dataset):
         return np.random.default_rng((self.seed, self.epoch, int(index)))
 
     def load(self, index: int) -> tuple:
-        """Decoded ``(image, alpha, fg, bg, trimap)`` of sample ``index`` (validated; cached if asked)."""
+        """Decoded ``(image, alpha, fg, bg, trimap)`` of sample ``index`` in the current epoch (validated;
+        cached if asked)."""
         if index in self._cache:
             return self._cache[index]
         files = self.samples[index]
@@ -327,6 +369,42 @@ class MattingDataset(Dataset):
         raise ImageError(f"no readable training sample among {len(self.samples)} (all skipped: {self.skipped[:5]}...)")
 
 
+class OnlineCompositeDataset(MattingDataset):
+    """COMP-Track samples composed on the fly from an online route folder (``compose.mode: online``).
+
+    ``dataset[i]`` has the layout of :class:`MattingDataset`'s. Sample ``i`` of epoch ``e`` is
+    :meth:`gfm.compose.online.OnlineRoute.composite` ``(i, e, seed)`` -- foreground ``i // K`` on a
+    background and with RSSN decisions drawn for ``(seed, e, i)`` -- then cropped, resized and
+    flipped like any sample (draws from :meth:`MattingDataset.rng`). ``len`` is N foregrounds x K.
+    ``cache=True`` keeps the decoded layers and the trimaps of the foregrounds in memory (per
+    worker), never a composite.
+
+    Parameters
+    ----------
+    route_dir : path
+        ``<compose.out>/<route>`` written with ``compose.mode: online`` (its ``recipe.json`` is
+        required: an error names it otherwise).
+    **options
+        The keywords of :class:`MattingDataset`.
+    """
+
+    def __init__(self, route_dir: str | Path, **options):
+        route = OnlineRoute(route_dir, cache=options.get("cache", False))
+        super().__init__(list(route.samples), **options)
+        self.route = route
+        self._trimaps: dict = {}
+
+    def load(self, index: int) -> tuple:
+        slot = self.samples[index]
+        composite = self.route.composite(index, self.epoch, self.seed)
+        trimap = self._trimaps.get(slot.foreground)
+        if trimap is None:
+            trimap = rosta_trimap.trimap(composite.alpha, self.trimap_kernel)
+            if self.cache:
+                self._trimaps[slot.foreground] = trimap
+        return composite.image, composite.alpha, composite.fg, composite.bg, trimap
+
+
 def _to_tensors(sample: dict) -> dict:
     trimap = sample["trimap"]
     classes = np.where(trimap == rosta_trimap.FOREGROUND, 2, np.where(trimap == rosta_trimap.UNKNOWN, 1, 0))
@@ -341,6 +419,12 @@ def _to_tensors(sample: dict) -> dict:
 def _chw(image: np.ndarray) -> torch.Tensor:
     # numpy does the layout change: torch's small-tensor kernels are slow in busy data workers
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+
+
+def _split_samples(folders: Split, fg_bg: str, on_bad_sample: str) -> list[SampleFiles]:
+    use_files = fg_bg == "files" or (fg_bg == "auto" and folders.fg.is_dir() and folders.bg.is_dir())
+    partners = {"alpha": folders.mask, **({"fg": folders.fg, "bg": folders.bg} if use_files else {})}
+    return _pair(list_images(folders.original), partners, on_bad_sample)
 
 
 def _pair(images: list[Path], partners: dict, on_bad_sample: str) -> list[SampleFiles]:

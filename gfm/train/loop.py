@@ -60,7 +60,7 @@ from gfm.model import checkpoint
 from gfm.model.fuse import keep_large_allocations_on_heap
 from gfm.model.network import count_parameters
 from gfm.train import losses
-from gfm.train.dataset import MattingDataset, training_samples
+from gfm.train.dataset import training_dataset
 
 __all__ = [
     "TrainConfig",
@@ -199,11 +199,10 @@ def train(config: TrainConfig) -> TrainResult:
                                  fused=device.type in ("cpu", "cuda"))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
 
-    samples = training_samples(config.track, config.datasets, config.composites, fg_bg=config.fg_bg,
-                               on_bad_sample=config.on_bad_sample)
-    dataset = MattingDataset(samples, input_size=config.input_size, crop_sizes=config.crop_sizes,
-                             trimap_kernel=config.trimap_kernel, ftbt_kernel=config.ftbt_kernel,
-                             seed=config.seed, on_bad_sample=config.on_bad_sample, cache=config.cache)
+    dataset = training_dataset(config.track, config.datasets, config.composites, fg_bg=config.fg_bg,
+                               on_bad_sample=config.on_bad_sample, input_size=config.input_size,
+                               crop_sizes=config.crop_sizes, trimap_kernel=config.trimap_kernel,
+                               ftbt_kernel=config.ftbt_kernel, seed=config.seed, cache=config.cache)
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world_size=world)
     if len(sampler) < config.batch_size:
         raise ValueError(f"train.experiments.{config.experiment}.batch_size: {config.batch_size} is larger than "

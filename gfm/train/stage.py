@@ -31,7 +31,8 @@ import torch
 from gfm.core import layout
 from gfm.core.config import Params
 from gfm.core.io import read_alpha, read_image, write_json, write_text
-from gfm.train.dataset import MattingDataset, training_samples
+from gfm.model.backbones import prepare_pretrained
+from gfm.train.dataset import MattingDataset, training_dataset
 from gfm.train.loop import TrainConfig, TrainResult, train
 
 __all__ = ["StageResult", "run", "configs", "samples", "validation_preview"]
@@ -75,10 +76,13 @@ def run(params: Params, experiment: str, *, resume: bool = False, progress: bool
     ``resume`` continues each run from its ``checkpoint.pt`` (bit-identical on CPU, see
     :mod:`gfm.train.loop`). Under ``torchrun`` every rank trains every seed and rank 0 writes.
     """
+    runs = configs(params, experiment, resume=resume, progress=progress)
+    # the backbone's initialisation is resolved (downloaded, or its absence reported) before any work
+    initialisation = prepare_pretrained(runs[0].backbone, runs[0].pretrained, progress=progress)
     results = {}
-    for config in configs(params, experiment, resume=resume, progress=progress):
+    for config in runs:
         results[config.run] = train(config)
-    metrics = _metrics(experiment, results)
+    metrics = {**_metrics(experiment, results), "pretrained": initialisation}
     if next(iter(results.values())).extra.get("rank", 0) == 0:
         write_json(params.train.metrics_path(experiment), metrics)
         write_text(params.train.losses_path(experiment), _total_losses(results).to_csv(index=False, float_format="%.6g"))
@@ -94,13 +98,13 @@ def configs(params: Params, experiment: str, *, resume: bool = False, progress: 
 
 
 def samples(params: Params, experiment: str) -> MattingDataset:
-    """The training samples of ``experiment`` as its first seed's first epoch draws them."""
+    """The training samples of ``experiment`` as its first seed's first epoch draws them (composed on
+    the fly for an online route)."""
     config = configs(params, experiment)[0]
-    return MattingDataset(training_samples(config.track, config.datasets, config.composites, fg_bg=config.fg_bg,
-                                           on_bad_sample=config.on_bad_sample),
-                          input_size=config.input_size, crop_sizes=config.crop_sizes,
-                          trimap_kernel=config.trimap_kernel, ftbt_kernel=config.ftbt_kernel, seed=config.seed,
-                          on_bad_sample=config.on_bad_sample)
+    return training_dataset(config.track, config.datasets, config.composites, fg_bg=config.fg_bg,
+                            on_bad_sample=config.on_bad_sample, input_size=config.input_size,
+                            crop_sizes=config.crop_sizes, trimap_kernel=config.trimap_kernel,
+                            ftbt_kernel=config.ftbt_kernel, seed=config.seed)
 
 
 def validation_preview(params: Params, n: int) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
