@@ -1,4 +1,4 @@
-"""On-the-fly composition of the COMP-Track (Sect. 6.1; Pipeline 1 of Sect. 4 drawn afresh every epoch).
+"""On-the-fly composition of the COMP-Track (Sect. 5.2; Pipeline 1 of Sect. 4 drawn afresh every epoch).
 
 The paper composes its COMP-Track training images "on-the-fly during training", five backgrounds
 per foreground. With ``compose.mode: online`` stage 3 does not freeze composites; it writes what

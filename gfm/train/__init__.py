@@ -1,1 +1,1 @@
-"""Stage 4: training GFM (Sect. 3.3 losses, Sect. 6 implementation details)."""
+"""Stage 4: training GFM (losses of Sect. 3.2-3.5, implementation details of Sect. 5.2)."""

@@ -1,4 +1,4 @@
-"""Training samples of GFM (Sect. 6.1 "Implementation details"; RoSTa targets of Sect. 3.4).
+"""Training samples of GFM (Sect. 5.2 "Implementation details"; RoSTa targets of Sect. 3.4).
 
 Each sample is one training image (ORI-Track: an original AM-2k image; COMP-Track: a composite of
 a route of stage 3) with its alpha matte, foreground F and background B, turned into a square

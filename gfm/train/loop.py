@@ -1,4 +1,4 @@
-"""Training GFM (Sect. 6.1 "Implementation details"; losses Eq. 2-8 in :mod:`gfm.train.losses`).
+"""Training GFM (Sect. 5.2 "Implementation details"; losses Eq. 2-8 in :mod:`gfm.train.losses`).
 
 :func:`train` runs one experiment of the grid (one track, backbone, RoSTa and ablation) with one
 seed and writes the run folder ``<train.out>/<experiment>/s<seed>/`` (the contract of

@@ -1,10 +1,10 @@
-"""Training losses of GFM (Sect. 3, Eq. 2-8) for every RoSTa (Sect. 3.4) and RIM (Sect. 7).
+"""Training losses of GFM (Sect. 3, Eq. 2-8) for every RoSTa (Sect. 3.4) and RIM (Sect. 5.5).
 
 * glance decoder: cross-entropy against the RoSTa target (Eq. 2);
 * focus decoder: alpha loss (Eq. 4) + Laplacian loss (Eq. 5) in the transition area (Eq. 3);
 * collaborative matting: alpha + Laplacian + composition loss (Eq. 7) over the whole image (Eq. 6);
 * total: L = L_CE + L_FD + L_CM (Eq. 8); RIM sums one such group per RoSTa head plus the CM loss
-  of the matte after RIM (Sect. 7).
+  of the matte after RIM (Sect. 5.5).
 
 A training batch (see :mod:`gfm.train.dataset`) is a dict of tensors: ``image``, ``fg``, ``bg``
 (N x 3 x H x W, float in [0, 255]), ``alpha`` (N x 1 x H x W in [0, 1]), ``trimap`` (N x H x W

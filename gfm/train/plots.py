@@ -1,6 +1,6 @@
-"""Figures of the training stage: a training sample (Sect. 6.1, RoSTa targets of Sect. 3.4), the loss
+"""Figures of the training stage: a training sample (Sect. 5.2, RoSTa targets of Sect. 3.4), the loss
 curves of Eq. 2-8 over every seed of an experiment, and the glance / focus / collaborative matting
-outputs (Sect. 3.1-3.2) of a trained model on validation images.
+outputs (Sect. 3.2, 3.3, 3.5) of a trained model on validation images.
 
 Each function returns a matplotlib Figure (the notebook shows it, tests call it).
 """
