@@ -1,6 +1,10 @@
 """JupyterLab in a real browser: open the RSSN notebook, run it, move a widget control, and check
-that the composite's measurements update. Saves a screenshot to reports/browser/. And a report page
-(gfm.report.html) in the same browser: its maths is laid out as MathML, offline.
+that the composite's measurements update. Saves a screenshot to reports/browser/. And the report
+site (gfm.report.html) in the same browser: a report page's maths is laid out as MathML, offline; and a
+site built like the pipeline's (tests/sitefixtures.py) shows no raw maths, widget reprs, progress bars,
+path reprs or network resources on any page, the index shows the headline findings and links every
+stage page, and each stage page links back; a full-page screenshot of each page goes to
+reports/browser/<page>.png.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
 reason where they are missing. The notebook runs with tiny parameters (a copy whose parameters cell
@@ -10,11 +14,14 @@ with a token.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -22,17 +29,73 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbconvert import HTMLExporter
 from nbformat.v4 import new_markdown_cell, new_notebook
 
+from gfm.core.io import write_bytes
 from gfm.report.html import notebook_to_html
+
+from sitefixtures import FINDINGS, OFFICIAL_CODE, build_pipeline_site, executed_notebook, stage_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_rssn.ipynb"
+SHOTS = ROOT / "reports" / "browser"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # params.yaml overrides for the browser run: one route, one background per foreground, few measurements,
 # composites written inside the scratch folder
 TINY = {"routes": ["bg20k"], "k": 1, "workers": 1, "fg_error_images": 1, "gap_images": 4,
         "out": "scratch/composites", "metrics_out": "scratch/compose.json"}
+
+# What a page shows, read in the browser (document.body.innerText: rendered, visible text only).
+# "prose": without code (code spans, code blocks, code cells' source, text outputs), where a `$...$` is raw
+# maths; "outputs": everything but the code cells' source (.jp-InputArea-editor; a markdown cell's text is
+# in its .jp-InputArea too), where widget reprs, progress bars and path reprs would appear.
+# "loaded": every http(s) resource the page fetched or asks for (resource timing, and the src/href of the
+# elements and style sheets that load one); plain <a href> links are not resources.
+PAGE_FACTS = r"""
+const textWithout = selector => {
+  const style = document.createElement('style');
+  style.textContent = selector + '{display:none !important}';
+  document.head.appendChild(style);
+  const text = document.body.innerText;
+  style.remove();
+  return text;
+};
+const web = url => /^https?:/i.test(url || '');
+const loading = 'script[src], link[href][rel~=stylesheet], link[href][rel~=icon], link[href][rel~=preload],'
+  + ' link[href][rel~=modulepreload], link[href][rel~=prefetch], img, iframe[src], embed[src], source,'
+  + ' video[src], audio[src], track[src], object[data], input[type=image]';
+const asked = Array.from(document.querySelectorAll(loading)).flatMap(e =>
+  [e.src, e.href, e.data, e.currentSrc, ...(e.srcset || '').split(',').map(s => s.trim().split(/\s+/)[0])]);
+const svg = Array.from(document.querySelectorAll('image, use, feImage')).map(e =>
+  e.getAttribute('href') || e.getAttribute('xlink:href'));
+const css = Array.from(document.styleSheets).flatMap(sheet => {
+  let rules = [];
+  try { rules = Array.from(sheet.cssRules); } catch (error) { return [sheet.href]; }
+  return [sheet.href, ...rules.flatMap(rule => [rule.href,
+    ...Array.from(rule.cssText.matchAll(/url\(\s*["']?([^"')]+)/g), m => m[1])])];
+});
+const resources = performance.getEntriesByType('resource').map(e => e.name);
+const heading = document.querySelector('h1');
+return {
+  prose: textWithout('code, pre, .jp-InputArea-editor'),
+  outputs: textWithout('.jp-InputArea-editor'),
+  loaded: [...new Set([...resources, ...asked, ...svg, ...css].filter(web))],
+  progress_elements: document.querySelectorAll('progress, [role=progressbar]').length,
+  heading: heading && heading.checkVisibility() ? heading.innerText.trim() : '',
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
+  images: document.images.length,
+  broken_images: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)
+    .map(i => i.src.slice(0, 60)),
+  maths: Array.from(document.querySelectorAll('math')).map(m => m.getAttribute('display')),
+  height: Math.ceil(document.documentElement.scrollHeight),
+};
+"""
+RAW_MATHS = re.compile(r"\$[^$\s][^$\n]*\$")
+WIDGET_REPR = re.compile(r"\b(?:HBox|VBox|IntProgress|FloatProgress|Inspector|interactive)\(|children=\(")
+PROGRESS_BAR = re.compile(r"\d%\||[\d?]\s*it/s")
+PATH_REPR = re.compile(r"\b(?:Pure|Posix|Windows)+Path\(")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = [
     pytest.mark.browser,
@@ -195,10 +258,9 @@ def test_rssn_notebook_runs_in_jupyterlab_and_its_widget_reacts(lab, browser):
         sliders[0].send_keys(Keys.ARROW_RIGHT)
     after = _wait(lambda: (lambda text: text if text != before and "noise" in text.lower() else None)(readout()),
                   120, "the composite and measurements to change after moving the slider")
-    shots = ROOT / "reports" / "browser"
-    shots.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(shots / "jupyterlab_rssn_inspector.png"))
-    (shots / "jupyterlab_rssn_inspector.json").write_text(json.dumps(
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SHOTS / "jupyterlab_rssn_inspector.png"))
+    (SHOTS / "jupyterlab_rssn_inspector.json").write_text(json.dumps(
         {"before": before, "after": after}, indent=2))
 
 
@@ -219,3 +281,120 @@ def test_report_page_lays_out_its_maths_as_mathml(browser, tmp_path):
         "const s = document.querySelector('math[display=block] msub');"
         " return [s.children[0].getBoundingClientRect().bottom, s.children[1].getBoundingClientRect().bottom];")
     assert script > base, (base, script)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The report site of every page of the pipeline (tests/sitefixtures.py), built by the html stage's
+    command -> (index, stage page names)."""
+    pages = stage_pages()
+    return build_pipeline_site(tmp_path_factory.mktemp("site"), pages), pages
+
+
+def test_every_site_page_shows_results_not_machinery_and_links_the_others(site, browser):
+    """Each page of the site (index and stage pages, offline file:// URLs): no raw maths, widget or
+    path reprs, progress bars or network resources (:func:`_plumbing`); the index's headline and links
+    (:func:`_index_problems`); each stage page's headline, maths, figure and links
+    (:func:`_stage_page_problems`). A full-page screenshot of each: reports/browser/<page>.png."""
+    index, pages = site
+    problems, shots = [], []
+    for name in ["index", *pages]:
+        page = index.with_name(f"{name}.html")
+        assert page.is_file(), f"the html stage wrote no {page.name}"
+        browser.get(page.as_uri())
+        facts = browser.execute_script(PAGE_FACTS)
+        shots.append((_full_page_screenshot(browser, SHOTS / f"{name}.png"), facts["height"]))
+        problems += [f"{page.name}: {problem}" for problem in _plumbing(facts)]
+        if name == "index":
+            problems += [f"index.html: {problem}" for problem in _index_problems(facts, pages)]
+        else:
+            problems += [f"{page.name}: {problem}" for problem in _stage_page_problems(facts, name)]
+    assert not problems, "\n".join(problems)
+    for shot, height in shots:
+        data = shot.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, f"{shot}: not a non-empty PNG"
+        width, shot_height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+        assert width > 0 and shot_height >= height, f"{shot}: {width}x{shot_height}, not the whole page ({height} px)"
+
+
+def test_page_checks_catch_each_kind_of_machinery(browser, tmp_path):
+    """The checks of the site test: on the page nbconvert's stock lab template makes of a site
+    notebook (MathJax and require.js from a CDN, every output kept), on a page with the other faults,
+    and on a clean one."""
+    notebook = executed_notebook(tmp_path / "03_rssn.ipynb", "03_rssn")
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook, as_version=4))
+    (tmp_path / "stock.html").write_text(body)
+    browser.get((tmp_path / "stock.html").as_uri())
+    found = _plumbing(browser.execute_script(PAGE_FACTS))
+    for kind in ("raw maths: $I = ", "widget repr: HBox(children=", "widget repr: Inspector(children=",
+                 "widget repr: VBox(children=", "progress bar:   0%|", "progress bar: 100%|",
+                 "path repr: PosixPath(", "loads https://cdnjs.cloudflare.com/ajax/libs/mathjax/"):
+        assert any(problem.startswith(kind) for problem in found), (kind, found)
+    faulty = tmp_path / "faulty.html"
+    faulty.write_text(
+        "<!DOCTYPE html><html><head><link rel='stylesheet' href='http://127.0.0.1:9/style.css'></head><body>"
+        "<p>Raw maths: $I = \\alpha F$.</p><pre>HBox(children=(FloatProgress(value=0.0),))</pre>"
+        "<pre>  0%|          | 0/60 [00:00&lt;?, ?it/s]</pre><progress value='3' max='10'></progress>"
+        "<pre>PosixPath('reports/paper/forest.png')</pre><img src='http://127.0.0.1:9/figure.png'></body></html>")
+    browser.get(faulty.as_uri())
+    found = _plumbing(browser.execute_script(PAGE_FACTS))
+    for kind in ("raw maths: $I = ", "widget repr: HBox(", "progress bar:   0%|", "1 <progress> element",
+                 "path repr: PosixPath(", "loads http://127.0.0.1:9/style.css", "loads http://127.0.0.1:9/figure.png"):
+        assert any(problem.startswith(kind) for problem in found), (kind, found)
+    clean = tmp_path / "clean.html"
+    clean.write_text(f"<!DOCTYPE html><html><body><h1>Clean</h1><p>Cost in code: <code>$5 and $6</code>.</p>"
+                     f"<pre>echo $HOME and $PATH</pre><a href='{OFFICIAL_CODE}'>the official code</a></body></html>")
+    browser.get(clean.as_uri())
+    assert _plumbing(browser.execute_script(PAGE_FACTS)) == []
+
+
+def _plumbing(facts: dict) -> list[str]:
+    """What a page shows that is not a result: raw maths, widget reprs, progress bars, path reprs,
+    network resources."""
+    found = [f"raw maths: {m.group()}" for m in RAW_MATHS.finditer(facts["prose"])]
+    for kind, pattern in (("widget repr", WIDGET_REPR), ("progress bar", PROGRESS_BAR), ("path repr", PATH_REPR)):
+        found += [f"{kind}: {_line(facts['outputs'], m)}" for m in pattern.finditer(facts["outputs"])]
+    found += [f"{facts['progress_elements']} <progress> element(s)"] if facts["progress_elements"] else []
+    found += [f"loads {url} (expected no network resource)" for url in facts["loaded"]]
+    return found
+
+
+def _index_problems(facts: dict, pages: list[str]) -> list[str]:
+    """The index shows its title and the headline findings (metrics/findings.json's summary counts)
+    and links every stage page."""
+    found = [] if facts["heading"] else ["no visible <h1> headline"]
+    counts = [f"{verdict.replace('_', ' ')}: {n}" for verdict, n in FINDINGS["summary"].items()]
+    if "Headline findings" not in facts["outputs"] or not all(c in facts["outputs"] for c in counts):
+        found.append(f"no headline findings (expected 'Headline findings' and the counts {counts})")
+    found += [f"no link to {p}.html" for p in pages if f"{p}.html" not in facts["links"]]
+    return found
+
+
+def _stage_page_problems(facts: dict, name: str) -> list[str]:
+    """A stage page shows its notebook's headline, narrative, printed output, maths as MathML, figure
+    and link to the official code, and links back to the index."""
+    found = [] if facts["heading"] == f"Stage {name}" else [f"headline {facts['heading']!r}, expected 'Stage {name}'"]
+    found += [] if "Alpha blending (Eq. 1)" in facts["prose"] else ["the narrative is not in its visible text"]
+    found += [] if "step 60: loss 0.25" in facts["outputs"] else ["the printed output is not in its visible text"]
+    found += [] if "index.html" in facts["links"] else ["no link back to index.html"]
+    found += [] if OFFICIAL_CODE in facts["links"] else [f"the link to {OFFICIAL_CODE} is gone"]
+    found += [] if sorted(set(facts["maths"])) == ["block", "inline"] else [f"maths as MathML: {facts['maths']}"]
+    found += [] if facts["images"] else ["no figure"]
+    found += [f"image not shown: {src}" for src in facts["broken_images"]]
+    return found
+
+
+def _line(text: str, match: re.Match, width: int = 80) -> str:
+    """The line of ``text`` where ``match`` starts, from the start of its line (at most ``width`` characters)."""
+    start = text.rfind("\n", 0, match.start()) + 1
+    end = text.find("\n", match.end())
+    return text[start:end if end >= 0 else len(text)][:width]
+
+
+def _full_page_screenshot(driver, path: Path) -> Path:
+    """A PNG of the whole page (beyond the window), through the DevTools protocol; written atomically."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    return write_bytes(path, base64.b64decode(shot["data"]))
