@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = commands.add_parser("profile", help="overlay profiles/<name>.yaml onto params.yaml",
                                   description="Overlay a parameter profile (profiles/<name>.yaml) onto params.yaml.")
-    profile.add_argument("name", help="profile name: paper or sample")
+    profile.add_argument("name", help="profile name: one of " + ", ".join(_profiles()))
     profile.add_argument("--params", default="params.yaml", help="parameter file to update (default: %(default)s)")
     profile.set_defaults(run=_profile)
 
@@ -178,6 +178,13 @@ def _html(args) -> int:
     index = html.build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models)
     print(f"{index}: {len(list(Path(args.notebooks).glob('*.ipynb')))} report(s)")
     return 0
+
+
+def _profiles() -> list[str]:
+    """The profiles shipped in ``profiles/`` (:func:`gfm.core.profiles.available`)."""
+    from gfm.core.profiles import available
+
+    return available()
 
 
 def _released() -> list:

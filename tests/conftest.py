@@ -3,6 +3,14 @@
 import pytest
 import torch
 
+from gfm.data.registry import MIRROR_ENV
+
+
+@pytest.fixture(autouse=True)
+def no_download_mirror(monkeypatch):
+    """Tests see the downloads as a machine without GFM_MIRROR does (a test that wants one sets it)."""
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+
 
 @pytest.fixture(scope="module")
 def one_thread():

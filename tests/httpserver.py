@@ -1,6 +1,6 @@
 """A local HTTP server for the stage-1 tests (127.0.0.1, a free port, one thread per request), and
-the payloads it serves (images, zip and tar archives, sample trees of a matting split, small releases
-in the official layouts of P3M-10k and BG-20k).
+the payloads it serves (images, zip and tar archives, sample trees of a matting split; the small
+releases in the official layouts of the real sources are in tests/realworld.py).
 
 Each route serves fixed bytes and can misbehave on purpose: answer 5xx a few times, drop the
 connection after N bytes once (``drop_after``) or on every request (``cut_at``), omit
@@ -244,35 +244,6 @@ def split_tree(root: Path, n=3, *, trimap=False, rng=None) -> Path:
 def tree(root: Path) -> dict[str, str]:
     """``{relative path: sha256}`` of every file under ``root`` (to show that nothing changed)."""
     return {str(p.relative_to(root)): sha(p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-#: P3M-10k's official layout (github.com/JizhiziLi/P3M): split folder -> (image folder, has trimaps).
-P3M_SPLITS = {"train": ("blurred_image", False), "validation/P3M-500-P": ("blurred_image", True),
-              "validation/P3M-500-NP": ("original_image", True)}
-
-
-def p3m10k_members(rng, names=None, *, root="P3M-10k/") -> dict[str, bytes]:
-    """Members of a small P3M-10k zip in the official layout under ``root``: ``names`` maps each split
-    folder of :data:`P3M_SPLITS` to its sample names (default: 3 training, 2 + 2 validation images)."""
-    names = names or {"train": ["p_0a", "p_0b", "p_0c"], "validation/P3M-500-P": ["p_1a", "p_1b"],
-                      "validation/P3M-500-NP": ["n_2a", "n_2b"]}
-    members = {f"{root}readme.txt": b"P3M-10k"}
-    for split, stems in names.items():
-        images, trimaps = P3M_SPLITS[split]
-        for stem in stems:
-            image, alpha = sample(rng)
-            members[f"{root}{split}/{images}/{stem}.jpg"] = image
-            members[f"{root}{split}/mask/{stem}.png"] = png(alpha)
-            if trimaps:
-                members[f"{root}{split}/trimap/{stem}.png"] = png(np.where(alpha > 0, 128, 0).astype(np.uint8))
-    return members
-
-
-def bg20k_members(rng, names=None, *, root="BG-20k/") -> list[tuple[str, bytes]]:
-    """``(name, bytes)`` members of a small BG-20k release in the official layout (``train/``, ``testval/``)."""
-    names = names or {"train": ["h_0", "h_1", "h_2"], "testval": ["h_t"]}
-    return [(f"{root}{split}/{stem}.jpg", jpg(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)))
-            for split, stems in names.items() for stem in stems]
 
 
 #: What Google Drive serves with status 200 instead of a file: a quota page and a virus-scan warning.

@@ -23,8 +23,9 @@ from gfm.data import fetch, plots, registry
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError
 from gfm.data.registry import PRETRAINED, REGISTRY, Source
 
-from httpserver import (LocalServer, bg20k_members, jpg, p3m10k_members, png, sample, sha, split_tree, tar_bytes,
-                        torch_zip, tree, write_file, zip_bytes)
+from httpserver import LocalServer, jpg, png, sha, split_tree, tar_bytes, torch_zip, tree, write_file, zip_bytes
+from realworld import (am2k_members, bg20k_members, coco_members, mirror_files, p3m10k_members, random_backgrounds,
+                       random_pairs, serve_mirror)
 
 FAST = {"backoff": 0.01, "timeout": 10.0, "progress": False}
 SAMPLES = {"trimap_kernel": 25, "seed": 0}  # params.yaml's train.trimap_kernel (the paper's 25) and seed
@@ -34,6 +35,12 @@ SAMPLES = {"trimap_kernel": 25, "seed": 0}  # params.yaml's train.trimap_kernel 
 def server():
     with LocalServer() as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def mirrored() -> dict[str, bytes]:
+    """A mirror of the five real sources of the smoke profile (tests/realworld.py), at 3 training images."""
+    return mirror_files(side=120, train=3, validation=2, backgrounds=3)
 
 
 def _source(name, url, **kw) -> Source:
@@ -159,16 +166,9 @@ def test_gdrive_file_dispatch_verifies_and_records(monkeypatch, tmp_path):
     assert report["counts"][PRETRAINED] == 1
 
 
-def _am2k_members(rng) -> dict[str, bytes]:
-    members = {}
-    for split, names in (("train", ["m_a", "m_b"]), ("validation", ["m_c"])):
-        for name in names:
-            image, alpha = sample(rng)
-            members[f"AM-2k/{split}/original/{name}.jpg"] = image
-            members[f"AM-2k/{split}/mask/{name}.png"] = png(alpha)
-            if split == "validation":
-                members[f"AM-2k/{split}/trimap/{name}.png"] = png(alpha)
-    return members
+def _drive_am2k(rng) -> bytes:
+    """The AM-2k.zip of the Google Drive tests: two training images and one validation image."""
+    return zip_bytes(am2k_members(random_pairs(rng), {"train": ["m_a", "m_b"], "validation": ["m_c"]}))
 
 
 def _fake_drive(monkeypatch, files: dict[str, bytes]) -> list:
@@ -194,7 +194,7 @@ def _fake_drive(monkeypatch, files: dict[str, bytes]) -> list:
 
 
 def test_gdrive_folder_dispatch_unpacks_every_archive(monkeypatch, tmp_path):
-    calls = _fake_drive(monkeypatch, {"AM-2k.zip": zip_bytes(_am2k_members(np.random.default_rng(3))),
+    calls = _fake_drive(monkeypatch, {"AM-2k.zip": _drive_am2k(np.random.default_rng(3)),
                                       "readme.txt": b"AM-2k"})
     lock = tmp_path / "lock.json"
     roots = stage.download(["am2k"], tmp_path / "dl", lock_file=lock, **FAST)
@@ -209,7 +209,7 @@ def test_gdrive_folder_dispatch_unpacks_every_archive(monkeypatch, tmp_path):
 
 
 def test_gdrive_folder_with_a_bad_file_lands_nothing_and_resumes_the_rest(monkeypatch, tmp_path):
-    files = {"AM-2k.zip": zip_bytes(_am2k_members(np.random.default_rng(3))),
+    files = {"AM-2k.zip": _drive_am2k(np.random.default_rng(3)),
              "z_extra.zip": b"<html><title>Google Drive - Virus scan warning</title><form id=\"download-form\">"}
     calls = _fake_drive(monkeypatch, files)
     lock, downloads = tmp_path / "lock.json", tmp_path / "dl"
@@ -224,7 +224,7 @@ def test_gdrive_folder_with_a_bad_file_lands_nothing_and_resumes_the_rest(monkey
 
 
 def test_a_cached_drive_folder_missing_files_gets_them_again(monkeypatch, tmp_path):
-    files = {"AM-2k.zip": zip_bytes(_am2k_members(np.random.default_rng(3))), "readme.txt": b"AM-2k"}
+    files = {"AM-2k.zip": _drive_am2k(np.random.default_rng(3)), "readme.txt": b"AM-2k"}
     calls = _fake_drive(monkeypatch, files)
     lock, downloads = tmp_path / "lock.json", tmp_path / "dl"
     stage.download(["am2k"], downloads, lock_file=lock, **FAST)
@@ -398,29 +398,20 @@ def test_stale_partial_downloads_are_discarded_unless_resumable(server, tmp_path
 
 def _official_am2k(rng) -> bytes:
     """A small AM-2k zip in the official layout (wrapped in AM-2k/), one 16-bit and one RGBA mask."""
-    members = {"AM-2k/readme.txt": b"AM-2k"}
-    for split, names in (("train", ["m_01", "m_02", "m_03"]), ("validation", ["m_04", "m_05"])):
-        for name in names:
-            image, alpha = sample(rng)
-            members[f"AM-2k/{split}/original/{name}.jpg"] = image
-            mask = alpha
-            if name == "m_02":
-                mask = alpha.astype(np.uint16) * 257
-            if name == "m_04":
-                mask = np.dstack([np.zeros_like(alpha)] * 3 + [alpha])
-            members[f"AM-2k/{split}/mask/{name}.png"] = png(mask)
-            if split == "validation":
-                members[f"AM-2k/{split}/trimap/{name}.png"] = png(np.where(alpha > 0, 128, 0).astype(np.uint8))
+    members = am2k_members(random_pairs(rng))
+    for mask, widen in (("train/mask/m_02", lambda alpha: alpha.astype(np.uint16) * 257),
+                        ("validation/mask/m_04", lambda alpha: np.dstack([np.zeros_like(alpha)] * 3 + [alpha]))):
+        name = f"AM-2k/{mask}.png"
+        members[name] = png(widen(cv2.imdecode(np.frombuffer(members[name], np.uint8), cv2.IMREAD_UNCHANGED)))
     return zip_bytes(members)
 
 
 def test_end_to_end_real_route_from_a_local_server(server, tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
     am2k = _official_am2k(rng)
-    bg_members = bg20k_members(rng)
+    bg_members = bg20k_members(random_backgrounds(rng))
     bg = tar_bytes(bg_members)
-    coco = zip_bytes({f"train2014/COCO_train2014_{i:012d}.jpg": jpg(rng.integers(0, 256, (20, 26, 3), dtype=np.uint8))
-                      for i in range(2)})
+    coco = zip_bytes(coco_members(random_backgrounds(rng, 20, 26), 2))
     route = server.add("/AM-2k.zip", am2k, drop_after=len(am2k) // 2)
     server.add("/BG-20k.tar.gz", bg, fail_times=2)
     server.add("/train2014.zip", coco)
@@ -470,7 +461,7 @@ def test_p3m10k_from_a_local_server_lands_as_the_portrait_set(server, tmp_path, 
 
     matplotlib.use("Agg")
     rng = np.random.default_rng(8)
-    members = p3m10k_members(rng)
+    members = p3m10k_members(random_pairs(rng))
     rgb_mask = "P3M-10k/validation/P3M-500-NP/mask/n_2b.png"
     members[rgb_mask] = png(np.dstack([cv2.imdecode(np.frombuffer(members[rgb_mask], np.uint8), 0)] * 3))
     _serve_p3m(server, monkeypatch, members, fail_times=1)
@@ -501,13 +492,14 @@ def test_p3m10k_from_a_local_server_lands_as_the_portrait_set(server, tmp_path, 
 
 def test_p3m10k_in_another_layout_or_with_a_bad_pair_is_refused(server, tmp_path, monkeypatch):
     rng = np.random.default_rng(9)
-    flat = {name.replace("validation/", ""): blob for name, blob in p3m10k_members(rng).items()}  # no validation/
+    flat = {name.replace("validation/", ""): blob  # no validation/
+            for name, blob in p3m10k_members(random_pairs(rng)).items()}
     _serve_p3m(server, monkeypatch, flat, path="/flat.zip")
     kw = {"downloads": tmp_path / "dl", "lock_file": tmp_path / "lock.json", "sources": "p3m10k", **FAST}
     with pytest.raises(DataError, match=r"no 'validation/P3M-500-NP' found within 3 folder level\(s\); is this P3M"):
         _stage(tmp_path, "real", tmp_path / "out", **kw)
 
-    members = p3m10k_members(rng)
+    members = p3m10k_members(random_pairs(rng))
     members["P3M-10k/validation/P3M-500-NP/mask/n_2a.png"] = png(np.zeros((10, 10), np.uint8))
     _serve_p3m(server, monkeypatch, members, path="/bad.zip")
     with pytest.raises(DataError, match=r"(?s)validation_np: 1 problem.*n_2a\.png: mask is 10x10, its image n_2a"):
@@ -524,7 +516,7 @@ def test_a_refused_download_says_where_to_place_it_and_a_placed_file_is_used(ser
     hint = str(error.value).splitlines()[-1]
     assert "HTTP 403" in str(error.value) and "https://github.com/JizhiziLi/P3M#readme" in hint
     assert "P3M-10k_Dataset_Release_Agreement.pdf" in hint and f"place it at {downloads / 'P3M-10k.zip'}" in hint
-    blob = zip_bytes(p3m10k_members(rng))
+    blob = zip_bytes(p3m10k_members(random_pairs(rng)))
     write_file(downloads / "P3M-10k.zip", blob)  # downloaded by hand (a mirror, a browser)
     report = _stage(tmp_path, "real", tmp_path / "out", downloads=downloads, lock_file=lock, sources="p3m10k",
                                 **FAST)
@@ -540,12 +532,131 @@ def test_a_refused_download_says_where_to_place_it_and_a_placed_file_is_used(ser
     with pytest.raises(DownloadError, match=rf"(?s)did not list the folder.*\n  or download the files of AM-2k .*"
                                             rf"AM-2k_Dataset_Release_Agreement\.pdf\) into {downloads / 'am2k'}/"):
         stage.download(["am2k"], downloads, lock_file=lock, **FAST)
-    write_file(downloads / "am2k" / "AM-2k.zip", zip_bytes(_am2k_members(rng)))  # the folder, placed by hand
+    write_file(downloads / "am2k" / "AM-2k.zip", _drive_am2k(rng))  # the folder, placed by hand
     assert stage.download(["am2k"], downloads, lock_file=lock, **FAST)["am2k"] == downloads / "am2k.unpacked"
     assert "am2k/AM-2k.zip" in _lock(lock)
     placed = tmp_path / "new" / "P3M-10k.zip"
     with pytest.raises(DownloadError, match=rf"no URL: download P3M-10k\.zip .* place it at {placed} and run again"):
         stage.download([dataclasses.replace(REGISTRY["p3m10k"], urls=())], tmp_path / "new", lock_file=lock, **FAST)
+
+
+# --- a mirror of the downloads (GFM_MIRROR) -------------------------------------------------------
+
+MIRRORED = ["am2k", "bg20k", "coco", "p3m10k", "gfm_r34_tt"]
+
+
+def _drive_refuses(monkeypatch) -> list:
+    """gdown refusing every file and folder (as Google Drive over quota); returns the ids asked for."""
+    import gdown
+
+    asked = []
+
+    def refuse(id=None, **kw):
+        asked.append(id)
+        raise gdown.exceptions.DownloadError("Too many users have viewed or downloaded this file recently")
+
+    monkeypatch.setattr(gdown, "download_folder", refuse)
+    monkeypatch.setattr(gdown, "download", refuse)
+    return asked
+
+
+def _by_hand(downloads: Path, key: str) -> Path:
+    """Where a file of the mirror (``<source>/<file>``) is placed by hand in the downloads folder."""
+    name, file = key.split("/", 1)
+    source = REGISTRY[name]
+    folder = any(url.startswith(registry.GDRIVE_FOLDER) for url in source.urls)
+    return downloads / source.filename / file if folder else downloads / file
+
+
+def test_a_mirror_is_tried_first_locked_and_lands_what_a_download_by_hand_lands(server, tmp_path, monkeypatch,
+                                                                                mirrored):
+    base = serve_mirror(server, mirrored)
+    asked = _drive_refuses(monkeypatch)
+    monkeypatch.setenv(registry.MIRROR_ENV, base + "/")
+    lock, out = tmp_path / "data.lock.json", tmp_path / "artifacts" / "datasets"
+    report = _stage(tmp_path, "real", out, lock_file=lock, sources=MIRRORED)
+    assert asked == []  # Google Drive (and cocodataset.org) never asked
+    assert report["counts"] == {"am2k/train": 3, "am2k/validation": 2, "pm10k/train": 3, "pm10k/validation": 1,
+                                "pm10k/validation_np": 1, "bg20k/train": 3, "bg20k/testval": 3, "coco": 3,
+                                PRETRAINED: 1}
+    files = {key: blob for key, blob in mirrored.items() if key != registry.MIRROR_LOCK}
+    assert {key: (entry["sha256"], entry["size"], entry["url"]) for key, entry in _lock(lock).items()} == {
+        key: (sha(blob), len(blob), f"{base}/{key}") for key, blob in files.items()}
+    assert all(len(server.routes[f"/mirror/{key}"].hits) == 1 for key in mirrored)
+
+    again = _stage(tmp_path, "real", out, lock_file=lock, sources=MIRRORED)  # cached and verified: nothing fetched
+    assert again["counts"] == report["counts"]
+    assert all(len(server.routes[f"/mirror/{key}"].hits) == 1 for key in mirrored)
+
+    landed = tree(out)
+    monkeypatch.delenv(registry.MIRROR_ENV)
+    for key, blob in files.items():
+        write_file(_by_hand(tmp_path / "by_hand", key), blob)
+    _stage(tmp_path, "real", out, downloads=tmp_path / "by_hand", lock_file=tmp_path / "by_hand.json", sources=MIRRORED)
+    assert tree(out) == landed and asked == []  # the mirror changes where the bytes come from, nothing else
+
+
+def test_a_mirror_lacking_a_file_falls_back_and_a_mirror_with_other_bytes_is_refused(server, tmp_path, monkeypatch,
+                                                                                    mirrored):
+    asked = _drive_refuses(monkeypatch)
+    files = {key: blob for key, blob in mirrored.items() if key not in ("p3m10k/P3M-10k.zip", registry.MIRROR_LOCK)}
+    base = serve_mirror(server, files)  # no P3M-10k, no lock file of its own
+    official = server.add("/official/P3M-10k.zip", mirrored["p3m10k/P3M-10k.zip"])
+    monkeypatch.setitem(REGISTRY, "p3m10k", dataclasses.replace(REGISTRY["p3m10k"],
+                                                               urls=(server.url("/official/P3M-10k.zip"),)))
+    lock, downloads = tmp_path / "lock.json", tmp_path / "dl"
+    stage.download(["p3m10k"], downloads, lock_file=lock, mirror=base, **FAST)
+    assert len(official.hits) == 1 and _lock(lock)["p3m10k/P3M-10k.zip"]["url"] == server.url("/official/P3M-10k.zip")
+    with pytest.raises(DownloadError, match=rf"(?s)every URL failed:.*GFM_MIRROR mirror {base}: lists no file of "
+                                            rf"'am2k' \(its data.lock.json records none\).*did not list the folder"):
+        stage.download(["am2k"], downloads, lock_file=lock, mirror=base, **FAST)
+    assert asked == ["1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"] and not (downloads / "am2k").exists()
+
+    registry.record_lock(lock, "coco", "train2014.zip", sha256="ab" * 32, size=1, url="the first download")
+    with pytest.raises(ChecksumError, match=rf"{base}/coco/train2014\.zip: sha256 \w+ differs from the expected a"):
+        stage.download(["coco"], downloads, lock_file=lock, mirror=base, **FAST)  # the lock file wins over the mirror
+    assert not (downloads / "train2014.zip").exists()
+
+    lying = {**files, registry.MIRROR_LOCK: mirrored[registry.MIRROR_LOCK],
+             "gfm_r34_tt/gfm_r34_tt.pth": torch_zip()}  # its lock file says other bytes
+    base = serve_mirror(server, lying, prefix="/lying")
+    with pytest.raises(ChecksumError, match=rf"{base}/gfm_r34_tt/gfm_r34_tt\.pth: sha256 \w+ differs"):
+        stage.download(["gfm_r34_tt"], downloads, lock_file=lock, mirror=base, **FAST)
+    assert "gfm_r34_tt/gfm_r34_tt.pth" not in _lock(lock) and asked == ["1SReB9Zma0TDfDhow7P5kiZNMwY9j9xMA"]
+
+
+def test_a_mirror_on_disk_is_copied_through_the_same_checks(tmp_path, monkeypatch, mirrored):
+    asked = _drive_refuses(monkeypatch)
+    folder = tmp_path / "lab mirror"
+    for key in ("am2k/AM-2k.zip", "gfm_r34_tt/gfm_r34_tt.pth"):  # no lock file: the folder lists AM-2k's files
+        write_file(folder / key, mirrored[key])
+    write_file(folder / "am2k" / "readme.txt", b"AM-2k, as released")
+    monkeypatch.setenv(registry.MIRROR_ENV, f"file://{folder}")
+    lock, downloads = tmp_path / "lock.json", tmp_path / "dl"
+    roots = stage.download(["am2k", "gfm_r34_tt"], downloads, lock_file=lock, **FAST)
+    assert asked == [] and (roots["am2k"] / "readme.txt").read_bytes() == b"AM-2k, as released"
+    assert {key: entry["url"] for key, entry in _lock(lock).items()} == {
+        key: str(folder / key) for key in ("am2k/AM-2k.zip", "am2k/readme.txt", "gfm_r34_tt/gfm_r34_tt.pth")}
+    assert (downloads / "gfm_r34_tt.pth").read_bytes() == mirrored["gfm_r34_tt/gfm_r34_tt.pth"]
+
+    write_file(folder / "coco" / "train2014.zip", b"<html><title>Sign in</title></html>")  # a bad copy on the disk
+    monkeypatch.setitem(REGISTRY, "coco", dataclasses.replace(REGISTRY["coco"], urls=()))  # the mirror alone
+    with pytest.raises(ContentError, match=r"(?s)coco/train2014\.zip: an HTML page where a zip archive"):
+        stage.download(["coco"], downloads, lock_file=lock, **FAST)
+    assert not (downloads / "train2014.zip").exists() and "coco/train2014.zip" not in _lock(lock)
+
+
+def test_the_mirror_setting_is_a_url_or_a_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert registry.mirror() is None and registry.mirror("  ") is None
+    monkeypatch.setenv(registry.MIRROR_ENV, "")
+    assert registry.mirror() is None
+    monkeypatch.setenv(registry.MIRROR_ENV, "https://data.lab.org/gfm/")
+    assert registry.mirror() == "https://data.lab.org/gfm" and registry.mirror("") is None  # "" turns it off
+    assert registry.mirror_location(registry.mirror(), "coco/train2014.zip") == \
+        "https://data.lab.org/gfm/coco/train2014.zip"
+    assert registry.mirror("mirror") == str(tmp_path / "mirror") == registry.mirror(f"file://{tmp_path}/mirror")
+    assert registry.mirror_location(str(tmp_path), "am2k/AM-2k.zip") == str(tmp_path / "am2k" / "AM-2k.zip")
 
 
 # --- the registry --------------------------------------------------------------------------------

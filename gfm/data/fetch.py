@@ -1,4 +1,6 @@
-"""Stage 1 downloads: HTTP(S) with requests, Google Drive files and folders with gdown.
+"""Stage 1 downloads: HTTP(S) with requests, Google Drive files and folders with gdown, files of a
+mirror on a local disk by copy (:func:`fetch` picks by location; :func:`fetch_folder` fetches a
+folder file by file, as from a mirror, :mod:`gfm.data.registry`).
 
 Every download is staged beside its destination and lands (one rename) only after it passed
 :func:`check_download`: its full length (``Content-Length``), its sha256 when one is known, else its
@@ -38,6 +40,23 @@ RETRIES = 5
 BACKOFF = 1.0
 #: Default wait for the server per request, in seconds.
 TIMEOUT = 60.0
+
+
+def fetch(location: str, dest: str | os.PathLike, *, sha256: str | None = None, expect: str | None = None,
+          max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = RETRIES, backoff: float = BACKOFF,
+          timeout: float = TIMEOUT, deadline: float = DEADLINE, started: float | None = None,
+          progress: bool = True) -> Path:
+    """Download ``location`` to ``dest`` by the function its form names: ``gdrive:<file id>``
+    (:func:`fetch_gdrive`), ``http(s)://`` (:func:`fetch_url`), anything else a local file
+    (:func:`fetch_local`). Each checks the file (:func:`check_download`) before it lands."""
+    checks = {"sha256": sha256, "expect": expect, "max_unpacked_bytes": max_unpacked_bytes}
+    if location.startswith(GDRIVE):
+        return fetch_gdrive(location[len(GDRIVE):], dest, retries=retries, timeout=timeout, deadline=deadline,
+                            started=started, progress=progress, **checks)
+    if location.startswith(("http://", "https://")):
+        return fetch_url(location, dest, retries=retries, backoff=backoff, timeout=timeout, deadline=deadline,
+                         started=started, progress=progress, **checks)
+    return fetch_local(location, dest, **checks)
 
 
 def fetch_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None, expect: str | None = None,
@@ -82,6 +101,21 @@ def fetch_url(url: str, dest: str | os.PathLike, *, sha256: str | None = None, e
             session.close()
     _land(_part(dest), dest, url, sha256=sha256, expect=expect, max_unpacked_bytes=max_unpacked_bytes)
     _sidecar(dest).unlink(missing_ok=True)
+    return dest
+
+
+def fetch_local(path: str | os.PathLike, dest: str | os.PathLike, *, sha256: str | None = None,
+                expect: str | None = None, max_unpacked_bytes: int = MAX_UNPACKED_BYTES) -> Path:
+    """Copy the local file ``path`` (a mirror on a mounted disk) to ``dest`` as a download lands: staged
+    in ``<dest>.part``, checked by :func:`check_download`, renamed. A missing ``path`` is a
+    :class:`DownloadError` (the next location is tried)."""
+    path, dest = Path(path), Path(dest)
+    if not path.is_file():
+        raise DownloadError(f"{path}: no such file; nothing was written to {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _discard(dest)
+    shutil.copyfile(path, _part(dest))
+    _land(_part(dest), dest, str(path), sha256=sha256, expect=expect, max_unpacked_bytes=max_unpacked_bytes)
     return dest
 
 
@@ -155,25 +189,30 @@ def fetch_gdrive_folder(folder_id: str, dest: str | os.PathLike, *, sha256s: Map
     if not listing:
         raise DownloadError(f"{origin}: Google Drive listed no files (permission, quota or a wrong id); "
                             f"download the folder by hand into {dest}")
-    rels = [Path(entry.path) for entry in listing]
-    for rel in rels:
-        if rel.is_absolute() or ".." in rel.parts:
-            raise DownloadError(f"{origin}: listed file {rel.as_posix()!r} would land outside {dest}")
-    for entry, rel in zip(listing, rels, strict=True):
-        if (part / rel).is_file():
-            continue
-        try:
-            fetch_gdrive(entry.id, part / rel, sha256=(sha256s or {}).get(rel.as_posix()),
-                         expect=expect(rel.name) if expect else None, max_unpacked_bytes=max_unpacked_bytes,
-                         retries=retries, timeout=timeout, deadline=deadline, started=started, progress=progress)
-        except DownloadError as error:
-            if isinstance(error, ChecksumError) or time.monotonic() < give_up:
-                raise
-            landed = sum((part / r).is_file() for r in rels)
-            raise DownloadError(_late(origin, deadline, None) + f"; {landed} of its {len(rels)} files landed, kept "
-                                f"in {part} for the next run; nothing was written to {dest}") from error
-    os.replace(part, dest)
-    return _files(dest)
+    files = {entry.path: f"{GDRIVE}{entry.id}" for entry in listing}
+    return _fill_folder(origin, files, dest, sha256s=sha256s, expect=expect, max_unpacked_bytes=max_unpacked_bytes,
+                        retries=retries, backoff=BACKOFF, timeout=timeout, deadline=deadline, started=started,
+                        give_up=give_up, progress=progress)
+
+
+def fetch_folder(origin: str, files: Mapping[str, str], dest: str | os.PathLike, *,
+                 sha256s: Mapping[str, str] | None = None, expect: Callable[[str], str] | None = None,
+                 max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int = RETRIES, backoff: float = BACKOFF,
+                 timeout: float = TIMEOUT, deadline: float = DEADLINE, started: float | None = None,
+                 progress: bool = True) -> list[Path]:
+    """Download the folder ``origin`` (named in errors), given as ``files`` = ``{relative path:
+    location}`` (each fetched by :func:`fetch`; e.g. a Google Drive folder on a mirror), into
+    ``dest``; return its files. Staged, resumed, bounded and checked as :func:`fetch_gdrive_folder`:
+    each file lands in ``<dest>.part/``, renamed onto ``dest`` once every file landed; an existing
+    ``dest`` is returned as it is."""
+    dest = Path(dest)
+    if dest.is_dir():
+        return _files(dest)
+    started = time.monotonic() if started is None else started
+    give_up = _give_up(deadline, started, origin)
+    return _fill_folder(origin, files, dest, sha256s=sha256s, expect=expect, max_unpacked_bytes=max_unpacked_bytes,
+                        retries=retries, backoff=backoff, timeout=timeout, deadline=deadline, started=started,
+                        give_up=give_up, progress=progress)
 
 
 def reopen_folder(dest: str | os.PathLike) -> Path:
@@ -250,6 +289,31 @@ def discard_unresumable(dest: str | os.PathLike) -> list[Path]:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+def _fill_folder(origin: str, files: Mapping[str, str], dest: Path, *, sha256s, expect, give_up: float,
+                 deadline: float, **fetching) -> list[Path]:
+    """Fetch every file of ``files`` (relative path -> location) missing from ``<dest>.part/``, then
+    rename the staging onto ``dest``; a deadline passed names how many files landed."""
+    part = _part(dest)
+    rels = {Path(rel): location for rel, location in files.items()}
+    for rel in rels:
+        if rel.is_absolute() or ".." in rel.parts:
+            raise DownloadError(f"{origin}: listed file {rel.as_posix()!r} would land outside {dest}")
+    for rel, location in rels.items():
+        if (part / rel).is_file():
+            continue
+        try:
+            fetch(location, part / rel, sha256=(sha256s or {}).get(rel.as_posix()),
+                  expect=expect(rel.name) if expect else None, deadline=deadline, **fetching)
+        except DownloadError as error:
+            if isinstance(error, ChecksumError) or time.monotonic() < give_up:
+                raise
+            landed = sum((part / r).is_file() for r in rels)
+            raise DownloadError(_late(origin, deadline, None) + f"; {landed} of its {len(rels)} files landed, kept "
+                                f"in {part} for the next run; nothing was written to {dest}") from error
+    os.replace(part, dest)
+    return _files(dest)
+
 
 class _Retry(Exception):
     """A transient failure worth another attempt (5xx, short body, bad resume)."""

@@ -13,7 +13,8 @@ Two sources feed the same datasets folder (the layout of :mod:`gfm.core.layout`)
   ``validation`` = P3M-500-P, ``validation_np`` = P3M-500-NP), BG-20k as released into
   ``bg20k/{train,testval}``, COCO into ``coco/``. A file source Google Drive refuses (quota) can be
   downloaded by hand and placed in ``downloads/`` under its registry ``filename``: it is checked
-  like a download before its sha256 is recorded.
+  like a download before its sha256 is recorded. A mirror of the downloads (``GFM_MIRROR``, see
+  :mod:`gfm.data.registry`) is tried before each source's own URLs.
 
 Either way every image/alpha pair of a matting set is validated (:mod:`gfm.data.validate`) and the
 datasets folder is built in a temporary sibling and renamed into place, so an interrupted run never
@@ -40,10 +41,10 @@ from gfm.data import registry
 from gfm.data.archive import MAX_UNPACKED_BYTES, archive_kind, link_or_copy, unpack
 from gfm.data.content import expected
 from gfm.data.errors import ChecksumError, ContentError, DataError, DownloadError, UnsafeArchiveError
-from gfm.data.fetch import (BACKOFF, DEADLINE, RETRIES, TIMEOUT, check_download, discard_unresumable, fetch_gdrive,
-                            fetch_gdrive_folder, fetch_url, partials, reopen_folder)
-from gfm.data.registry import (BENCHMARKS, BG20K_SET, BG20K_SPLITS, EMBEDDED, GDRIVE, GDRIVE_FOLDER, MATTING_SPLITS,
-                               PRETRAINED, REGISTRY, Source)
+from gfm.data.fetch import (BACKOFF, DEADLINE, RETRIES, TIMEOUT, check_download, discard_unresumable, fetch,
+                            fetch_folder, fetch_gdrive_folder, partials, reopen_folder)
+from gfm.data.registry import (BENCHMARKS, BG20K_SET, BG20K_SPLITS, EMBEDDED, GDRIVE_FOLDER, MATTING_SPLITS,
+                               MIRROR_ENV, MIRROR_LOCK, PRETRAINED, REGISTRY, Source)
 from gfm.data.validate import validate_pairs
 
 #: Name of the report written into the datasets folder.
@@ -55,7 +56,7 @@ def run_download(*, source: str, datasets_out: str | os.PathLike, data_root: str
                  strict: bool, max_unpacked_bytes: int = MAX_UNPACKED_BYTES, retries: int | None = None,
                  backoff: float = BACKOFF, timeout: float = TIMEOUT, deadline: float | None = None,
                  refresh: bool = False, link: bool = True, metrics_out: str | os.PathLike | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, mirror: str | None = None) -> dict:
     """Stage 1: build ``datasets_out`` from the embedded world or from the paper's real sources.
 
     The stage's knobs (params.yaml ``data``, :class:`gfm.core.config.DataConfig`) are required here;
@@ -81,6 +82,8 @@ def run_download(*, source: str, datasets_out: str | os.PathLike, data_root: str
     link : hard-link files when possible (copy otherwise).
     metrics_out : optional JSON of the counts for ``dvc metrics``.
     progress : show progress bars for downloads.
+    mirror : a mirror of the downloads tried before each source's URLs (:func:`download`); None: the
+        environment variable ``GFM_MIRROR``, ``""``: none.
 
     Returns
     -------
@@ -99,7 +102,7 @@ def run_download(*, source: str, datasets_out: str | os.PathLike, data_root: str
     elif source == "real":
         roots = download(sources, downloads, lock_file=lock_file, retries=RETRIES if retries is None else retries,
                          backoff=backoff, timeout=timeout, deadline=DEADLINE if deadline is None else deadline,
-                         max_unpacked_bytes=max_unpacked_bytes, refresh=refresh, progress=progress)
+                         max_unpacked_bytes=max_unpacked_bytes, refresh=refresh, progress=progress, mirror=mirror)
         report = materialise(roots, datasets_out, strict=strict, link=link)
         report["downloads"] = {name: str(path) for name, path in roots.items()}
     else:
@@ -115,7 +118,7 @@ def run_download(*, source: str, datasets_out: str | os.PathLike, data_root: str
 def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike, *,
              lock_file: str | os.PathLike, retries: int = RETRIES, backoff: float = BACKOFF,
              timeout: float = TIMEOUT, deadline: float = DEADLINE, max_unpacked_bytes: int = MAX_UNPACKED_BYTES,
-             refresh: bool = False, progress: bool = True) -> dict[str, Path]:
+             refresh: bool = False, progress: bool = True, mirror: str | None = None) -> dict[str, Path]:
     """Download, verify and unpack ``sources``; return each source's unpacked root.
 
     A download already present and matching its sha256 is not fetched again (one that differs is
@@ -125,6 +128,12 @@ def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike
     in ``lock_file``. A cached file that fails its checks raises one :class:`ContentError` saying
     how to refresh it (``refresh=True`` here, or :func:`forget`). ``deadline`` bounds each source
     as a whole: its mirrors, files and retries share it.
+
+    ``mirror`` (None: the environment variable ``GFM_MIRROR``; ``""``: none) is a base URL or a local
+    folder tried before each source's URLs: file ``<file>`` of source ``<source>`` at
+    ``<mirror>/<source>/<file>`` (:func:`gfm.data.registry.mirror_location`). A file the mirror lacks
+    is fetched from the source's URLs; a file it serves is checked and locked as any download (on a
+    first download against the sha256 the mirror's own lock file records, when it has one).
 
     Returns
     -------
@@ -136,6 +145,8 @@ def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike
     clean_stale_staging(lock_file)
     fetching = {"retries": retries, "timeout": timeout, "deadline": deadline,  # fetch_url also gets backoff
                 "max_unpacked_bytes": max_unpacked_bytes, "progress": progress}  # (gdown backs off by itself)
+    mirror_base = registry.mirror(mirror)
+    lab = _Mirror(mirror_base, timeout) if mirror_base else None
     roots = {}
     for source in chosen:
         if refresh:
@@ -144,7 +155,7 @@ def download(sources: str | Sequence[str | Source], downloads: str | os.PathLike
         for path in (target, unpacked):
             clean_stale_staging(path)
         discard_unresumable(target)
-        shas = _download_source(source, downloads, lock_file, fetching, backoff)
+        shas = _download_source(source, downloads, lock_file, fetching, backoff, lab)
         base = target if target.is_dir() else downloads
         hashes = {p.relative_to(base).as_posix(): sha for p, sha in shas.items()}
         try:
@@ -227,20 +238,22 @@ def materialise(roots: Mapping[str, str | os.PathLike], datasets_out: str | os.P
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def _download_source(source: Source, downloads: Path, lock_file, fetching: dict, backoff: float) -> dict[Path, str]:
-    """Download (or reuse) the files of ``source``, trying its mirrors in order within one deadline
-    (``fetching["deadline"]``, counted from now for every mirror and file); return ``{path: sha256}``.
-    When every mirror fails, the error says how to place the file by hand (:func:`_by_hand`)."""
-    if not source.urls:
+def _download_source(source: Source, downloads: Path, lock_file, fetching: dict, backoff: float,
+                     mirror: _Mirror | None) -> dict[Path, str]:
+    """Download (or reuse) the files of ``source``, trying the mirror and then its URLs in order within
+    one deadline (``fetching["deadline"]``, counted from now for every origin and file); return
+    ``{path: sha256}``. When every origin fails, the error says how to place the file by hand
+    (:func:`_by_hand`)."""
+    if not source.urls and mirror is None:
         raise DownloadError(f"source {source.name!r} has no URL: {_by_hand(source, downloads)}")
     expect = functools.partial(_expected, source)
     fetching = {**fetching, "started": time.monotonic()}
     errors: list[DataError] = []
-    for url in source.urls:
+    for origin in (*([mirror] if mirror else []), *source.urls):
         try:
-            if url.startswith(GDRIVE_FOLDER):
-                return _folder_source(source, url, downloads, lock_file, expect, fetching)
-            return _file_source(source, url, downloads, lock_file, expect, fetching, backoff)
+            if _is_folder(source):
+                return _folder_source(source, origin, downloads, lock_file, expect, fetching, backoff)
+            return _file_source(source, origin, downloads, lock_file, expect, fetching, backoff)
         except (ChecksumError, UnsafeArchiveError):
             raise
         except (DownloadError, ContentError) as error:
@@ -252,11 +265,59 @@ def _download_source(source: Source, downloads: Path, lock_file, fetching: dict,
                         + f"\n  {hint}")
 
 
+class _Mirror:
+    """The mirror of the downloads at ``base`` (:func:`gfm.data.registry.mirror`) and, read on first
+    use, the lock file at its root (:data:`gfm.data.registry.MIRROR_LOCK`; empty when it has none)."""
+
+    def __init__(self, base: str, timeout: float):
+        self.base, self.timeout = base, timeout
+        self.remote = base.startswith(("http://", "https://"))
+        self.lock_location = registry.mirror_location(base, MIRROR_LOCK)
+
+    def location(self, source: Source, file: str) -> str:
+        return registry.mirror_location(self.base, f"{source.name}/{file}")
+
+    @functools.cached_property
+    def lock(self) -> dict:
+        location = self.lock_location
+        try:
+            if not self.remote:
+                return registry.read_lock(location)
+            import requests
+
+            response = requests.get(location, timeout=self.timeout)
+            if response.status_code == 404:
+                return {"version": 1, "files": {}}
+            response.raise_for_status()
+            return registry.parse_lock(response.text, location)
+        except (OSError, DataError) as error:  # requests' errors are OSErrors
+            warnings.warn(f"{MIRROR_ENV} mirror {self.base}: its lock file {location} is unusable ({error}); "
+                          f"its files are fetched without it")
+            return {"version": 1, "files": {}}
+
+    def listing(self, source: Source, shas: dict[str, str]) -> dict[str, str | None]:
+        """``{file: sha256 or None}`` of the folder source ``source`` on the mirror: the files of
+        ``lock_file`` (``shas``), else of the mirror's lock file, else (a mirror on disk) its folder."""
+        listed = dict(shas) or registry.locked(self.lock, source.name)
+        if listed or self.remote:
+            if not listed:
+                raise DownloadError(f"{MIRROR_ENV} mirror {self.base}: lists no file of {source.name!r} "
+                                    f"(its {MIRROR_LOCK} records none)")
+            return listed
+        folder = Path(self.location(source, ""))
+        listed = {p.relative_to(folder).as_posix(): None for p in sorted(folder.rglob("*"))
+                  if p.is_file() and not p.name.startswith(".")} if folder.is_dir() else {}
+        if not listed:
+            raise DownloadError(f"{MIRROR_ENV} mirror {self.base}: lists no file of {source.name!r} (its "
+                                f"{MIRROR_LOCK} records none and {folder} holds none)")
+        return listed
+
+
 def _by_hand(source: Source, downloads: Path) -> str:
     """How to place ``source`` by hand: where to get it, what to accept, where to put it."""
     where = f"from {source.page}" if source.page else "from its official page"
     agreement = f" (after accepting {source.licence})" if source.licence else ""
-    if any(url.startswith(GDRIVE_FOLDER) for url in source.urls):
+    if _is_folder(source):
         return (f"download the files of {source.title} {where}{agreement} into {downloads / source.filename}/ "
                 f"(the folder as it is on Google Drive) and run again")
     return (f"download {source.filename} {where}{agreement}, place it at {downloads / source.filename} "
@@ -267,31 +328,38 @@ def _expected(source: Source, filename: str) -> str:
     return expected(filename, source.archive, checkpoint=source.kind == "checkpoint")
 
 
-def _file_source(source: Source, url: str, downloads: Path, lock_file, expect: Callable[[str], str],
+def _is_folder(source: Source) -> bool:
+    """A source whose download is a folder of files (a Google Drive folder)."""
+    return any(url.startswith(GDRIVE_FOLDER) for url in source.urls)
+
+
+def _file_source(source: Source, origin: str | _Mirror, downloads: Path, lock_file, expect: Callable[[str], str],
                  fetching: dict, backoff: float) -> dict[Path, str]:
     dest = downloads / source.filename
-    sha = source.sha256 or registry.locked(lock_file, source.name).get(source.filename)
+    url = origin.location(source, source.filename) if isinstance(origin, _Mirror) else origin
+    sha, where = source.sha256, "registry"
+    if sha is None:
+        sha, where = registry.locked(lock_file, source.name).get(source.filename), lock_file
+    if sha is None and isinstance(origin, _Mirror):
+        sha, where = registry.locked(origin.lock, source.name).get(source.filename), origin.lock_location
     if dest.is_file():
         if sha is None:
             _check_cached(source, dest, expect(dest.name), downloads, lock_file, fetching)
         elif sha256_file(dest) != sha:
-            warnings.warn(f"{dest}: sha256 differs from the expected one "
-                          f"({'registry' if source.sha256 else lock_file}); downloading it again")
+            warnings.warn(f"{dest}: sha256 differs from the expected one ({where}); downloading it again")
             dest.unlink()
     if not dest.is_file():
-        if url.startswith(GDRIVE):
-            fetch_gdrive(url[len(GDRIVE):], dest, sha256=sha, expect=expect(dest.name), **fetching)
-        else:
-            fetch_url(url, dest, sha256=sha, expect=expect(dest.name), backoff=backoff, **fetching)
+        fetch(url, dest, sha256=sha, expect=expect(dest.name), backoff=backoff, **fetching)
     actual = sha or sha256_file(dest)
     registry.record_lock(lock_file, source.name, source.filename, sha256=actual, size=dest.stat().st_size, url=url)
     return {dest: actual}
 
 
-def _folder_source(source: Source, url: str, downloads: Path, lock_file, expect: Callable[[str], str],
-                   fetching: dict) -> dict[Path, str]:
-    """A Google Drive folder: a cached folder is checked against the lock file (files whose sha256
-    differs and files missing from it are fetched again, the others kept), then completed."""
+def _folder_source(source: Source, origin: str | _Mirror, downloads: Path, lock_file, expect: Callable[[str], str],
+                   fetching: dict, backoff: float) -> dict[Path, str]:
+    """A folder (of Google Drive, or on the mirror): a cached folder is checked against the lock file
+    (files whose sha256 differs and files missing from it are fetched again, the others kept), then
+    completed."""
     folder = downloads / source.filename
     shas = registry.locked(lock_file, source.name)
     if folder.is_dir():
@@ -310,15 +378,24 @@ def _folder_source(source: Source, url: str, downloads: Path, lock_file, expect:
             for path in stale:
                 path.unlink()
             reopen_folder(folder)
-    files = fetch_gdrive_folder(url[len(GDRIVE_FOLDER):], folder, sha256s=shas, expect=expect, **fetching)
+    if isinstance(origin, _Mirror):
+        url = origin.location(source, "").rstrip("/\\")
+        listed = {} if folder.is_dir() else origin.listing(source, shas)
+        locations = {rel: origin.location(source, rel) for rel in listed}
+        expected_shas = {**{rel: sha for rel, sha in listed.items() if sha}, **shas}
+        files = fetch_folder(url, locations, folder, sha256s=expected_shas, expect=expect, backoff=backoff, **fetching)
+    else:
+        url, locations = origin, {}
+        files = fetch_gdrive_folder(url[len(GDRIVE_FOLDER):], folder, sha256s=shas, expect=expect, **fetching)
     found = {}
     for path in files:
         rel = path.relative_to(folder).as_posix()
         found[path] = shas.get(rel) or sha256_file(path)
-        registry.record_lock(lock_file, source.name, rel, sha256=found[path], size=path.stat().st_size, url=url)
+        registry.record_lock(lock_file, source.name, rel, sha256=found[path], size=path.stat().st_size,
+                             url=locations.get(rel, url))
     gone = sorted(set(shas) - {path.relative_to(folder).as_posix() for path in files})
     if gone:
-        raise DownloadError(f"{url}: the Google Drive folder no longer holds {', '.join(gone)}, recorded in "
+        raise DownloadError(f"{url}: the folder no longer holds {', '.join(gone)}, recorded in "
                             f"{lock_file}: the release changed\n  {_refresh_hint(source, downloads, lock_file)}")
     return found
 

@@ -13,6 +13,18 @@ The official releases publish no checksums (none of the official pages — the G
 cocodataset.org — gives one), so :data:`REGISTRY` pins none: the first verified download of a file
 records its sha256 in the lock file (``data.lock.json``, commit it) and every later download is
 checked against it; a sha256 given in :data:`REGISTRY` would win over the lock file.
+
+A mirror of the downloads (a lab's copy of the datasets, on a web server or a mounted disk) is named
+by the environment variable :data:`MIRROR_ENV` (``GFM_MIRROR=https://data.lab.org/gfm`` or
+``GFM_MIRROR=/mnt/datasets/gfm``), a machine setting like ``TORCH_HOME``: it changes where the bytes
+come from, never what lands. Each file of a source is tried first at ``<mirror>/<source>/<file>``
+(:func:`mirror_location`; ``<source>/<file>`` is the file's key in the lock file: ``coco/train2014.zip``,
+``gfm_r34_tt/gfm_r34_tt.pth``, ``am2k/<each file of the AM-2k Drive folder>``), then at the source's own
+URLs, and is verified and locked like any download. Which files a Google Drive folder source holds
+is read from the lock file; on a first download from the mirror's own lock file,
+``<mirror>/data.lock.json`` (:data:`MIRROR_LOCK`: the lock file of the machine that filled the mirror,
+copied beside its downloads), and for a mirror on disk without one from its folder ``<mirror>/<source>/``.
+The sha256 that lock file records is checked on a first download too.
 """
 
 from __future__ import annotations
@@ -57,6 +69,10 @@ BENCHMARKS = {
 ARCHIVES = ("zip", "tar", "tar.gz", "none", "auto")
 #: URL prefixes of a Google Drive file and a Google Drive folder (downloaded with gdown).
 GDRIVE, GDRIVE_FOLDER = "gdrive:", "gdrive-folder:"
+#: The environment variable naming a mirror of the downloads (a base URL or a local folder).
+MIRROR_ENV = "GFM_MIRROR"
+#: The lock file a mirror holds at its root: the files (and sha256) of its sources.
+MIRROR_LOCK = "data.lock.json"
 
 
 @dataclass(frozen=True)
@@ -192,23 +208,50 @@ def sources(names: str | Sequence[str | Source]) -> list[Source]:
     return found
 
 
+def mirror(base: str | None = None) -> str | None:
+    """The mirror of the downloads: ``base``, else the environment variable :data:`MIRROR_ENV`; None
+    when neither names one (unset or empty). An ``http(s)://`` URL is kept (without a trailing ``/``);
+    a ``file://`` URL or a path is a local folder, made absolute."""
+    base = (os.environ.get(MIRROR_ENV, "") if base is None else base).strip()
+    if not base:
+        return None
+    if base.startswith(("http://", "https://")):
+        return base.rstrip("/")
+    return str(Path(base.removeprefix("file://")).expanduser().absolute())
+
+
+def mirror_location(base: str, key: str) -> str:
+    """Where the mirror ``base`` (:func:`mirror`) holds ``key``, a lock-file key ``<source>/<file>``
+    (or :data:`MIRROR_LOCK`): ``<base>/<key>``, a URL or a path like ``base``."""
+    if base.startswith(("http://", "https://")):
+        return f"{base}/{key}"
+    return str(Path(base, key))
+
+
 def read_lock(lock_file: str | os.PathLike) -> dict:
     """The lock file as ``{"version": 1, "files": {"<source>/<file>": {"sha256", "size", "url"}}}``."""
     path = Path(lock_file)
     if not path.exists():
         return {"version": 1, "files": {}}
+    return parse_lock(path.read_text(), path)
+
+
+def parse_lock(text: str, where: str | os.PathLike) -> dict:
+    """The lock file ``where`` (a path or a URL, named in errors) from its ``text``: see :func:`read_lock`."""
     try:
-        lock = json.loads(path.read_text())
+        lock = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON ({error}); fix or delete the lock file") from error
+        raise DataError(f"{where}: not valid JSON ({error}); fix or delete the lock file") from error
     if not isinstance(lock, dict) or not isinstance(lock.get("files"), dict):
-        raise DataError(f"{path}: expected a JSON object with a 'files' object")
+        raise DataError(f"{where}: expected a JSON object with a 'files' object")
     return lock
 
 
-def locked(lock_file: str | os.PathLike, name: str) -> dict[str, str]:
-    """``{file: sha256}`` the lock file holds for source ``name`` (file relative to its download)."""
-    entries = ((_lock_key(key), entry) for key, entry in read_lock(lock_file)["files"].items())
+def locked(lock_file: str | os.PathLike | dict, name: str) -> dict[str, str]:
+    """``{file: sha256}`` the lock file (a path, or the lock as :func:`read_lock` returns it) holds for
+    source ``name`` (file relative to its download)."""
+    lock = lock_file if isinstance(lock_file, dict) else read_lock(lock_file)
+    entries = ((_lock_key(key), entry) for key, entry in lock["files"].items())
     return {file: entry.get("sha256") for (source, file), entry in entries if source == name and file}
 
 
