@@ -20,12 +20,17 @@ PACKAGE = ROOT / "gfm"
 #: Layer of each subpackage: a module imports only from strictly lower layers or its own subpackage.
 LAYERS = {"core": 0, "data": 1, "model": 1, "bg20k": 2, "compose": 3, "train": 4, "evaluate": 5, "report": 6,
           "ui": 7, "": 8}
+#: The modules gfm.evaluate.metrics is built from (one metric's computation each).
+METRIC_PARTS = ("gfm.evaluate.gradient", "gfm.evaluate.connectivity")
 #: Narrower rules: these import only from the listed subpackages/modules (and their own subpackage).
 ONLY = {
     "gfm.model": ("gfm.core",),                                # the model knows no data, composition or training
     "gfm.data": ("gfm.core",),
-    "gfm.evaluate.metrics": ("gfm.core",),                     # metrics know no model
-    "gfm.report": ("gfm.core", "gfm.evaluate.metrics"),        # the report reads stage outputs, never stage code
+    "gfm.evaluate.metrics": ("gfm.core", *METRIC_PARTS),       # metrics know no model
+    **{part: ("gfm.core",) for part in METRIC_PARTS},
+    "gfm.evaluate.fusions": ("gfm.core", "gfm.evaluate.metrics", *METRIC_PARTS),  # fusions.csv's summary
+    # the report reads stage outputs, never stage code (but the metric lists and the fusions.csv summary)
+    "gfm.report": ("gfm.core", "gfm.evaluate.metrics", *METRIC_PARTS, "gfm.evaluate.fusions"),
 }
 
 

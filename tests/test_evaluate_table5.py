@@ -12,6 +12,7 @@ from gfm.evaluate import metrics
 from gfm.evaluate.table5 import EN_MEDIAN, rosta_sets, row_options, table5_per_image
 from gfm.model.infer import predict
 from gfm.model.network import build_gfm
+from gfm.report import summaries
 
 from test_config import ROOT, _overlay, _read
 from test_evaluate import make_validation
@@ -93,3 +94,9 @@ def test_without_all_three_there_is_no_en_median(tmp_path):
     assert list(table5_per_image(models, root, device="cpu", workers=0, progress=False)) == ["TT", "FT"]
     with pytest.raises(ValueError, match="keyed by"):
         table5_per_image({"tt": models["TT"]}, root, device="cpu", workers=0, progress=False)
+
+
+def test_the_report_knows_the_en_median_row_by_the_same_name():
+    """Table 5's ``runs.csv`` marks the ensemble rows EN_MEDIAN; gfm.report.summaries (which reads the stage's
+    files, never its code) picks them out by its own copy of the name."""
+    assert summaries.EN_MEDIAN == EN_MEDIAN

@@ -39,6 +39,7 @@ def synthetic_run(root: Path, *, compose_figures: bool = False) -> tuple:
     raw["train"]["out"], raw["evaluate"]["out"] = str(paths["train"]), str(paths["evaluate"])
     raw["report"] = {"out": str(paths["report"]), "metrics_dir": str(paths["metrics"]),
                      "findings_out": str(paths["metrics"] / "findings.json"),
+                     "headline_out": str(paths["metrics"] / "headline.json"),
                      "paper_profile": str(ROOT / "profiles" / "paper.yaml")}
     for item in raw["train"]["experiments"].values():
         item["data"] = str(paths["datasets"] / "am2k" / "train") if item["track"] == "ori" \

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from gfm.core.io import write_text  # noqa: E402
-from gfm.report import figures, inputs, tables  # noqa: E402
+from gfm.report import figures, inputs, summaries  # noqa: E402
 from gfm.report.numbers import paper_numbers  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def test_domain_gap_and_comp_track():
         figures.domain_gap({})
     experiments = {name: {"track": track, "backbone": "r18_lite"} for name, track in
                    (("ori-tt", "ori"), ("coco-tt", "coco"), ("rssn-tt", "rssn"))}
-    summary = tables.experiment_summary({}, experiments, evaluated={"ori-tt": {"sad": 1.0}, "coco-tt": {"sad": 3.0},
+    summary = summaries.experiment_summary({}, experiments, evaluated={"ori-tt": {"sad": 1.0}, "coco-tt": {"sad": 3.0},
                                                                     "rssn-tt": {"sad": 1.5}})
     fig = figures.comp_track(summary, numbers=paper_numbers(), data="world")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

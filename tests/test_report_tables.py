@@ -1,4 +1,5 @@
-"""gfm.report.tables: the paper's tables in its layout, this run's numbers (mean ± CI over seeds) beside them."""
+"""gfm.report.tables, table6, summaries and render: the paper's tables in its layout, this run's numbers (mean ± CI
+over seeds) beside them, written as CSV + HTML; gfm.evaluate.fusions: the fusions table the report shows."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from gfm.core.figures import save_figure  # noqa: E402
+from gfm.evaluate.fusions import fusion_table  # noqa: E402
 from gfm.report import experiments as ex  # noqa: E402
-from gfm.report import inputs, tables  # noqa: E402
+from gfm.report import inputs, render, summaries, tables  # noqa: E402
 from gfm.report.numbers import paper_numbers  # noqa: E402
-from gfm.report.tables import CI, PAPER, PAPER_AM2K, PAPER_PM10K, RUN  # noqa: E402
+from gfm.report.render import CI, PAPER, PAPER_AM2K, PAPER_PM10K, RUN  # noqa: E402
+from gfm.report.table6 import table6, table6_best  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("sad", "mse", "mad", "grad", "conn", "sad_trans", "sad_fg", "sad_bg")
@@ -52,7 +55,7 @@ SAMPLE_EXPERIMENTS = {name: {"track": track, "backbone": "r18_lite", "rosta": "T
 
 def summary_of(metrics, experiments=SAMPLE_EXPERIMENTS):
     """This run's summary from evaluate.json-style means (one seed, no interval)."""
-    return tables.experiment_summary({}, experiments, evaluated=metrics)
+    return summaries.experiment_summary({}, experiments, evaluated=metrics)
 
 
 def cell(table, row, metric, source=RUN):
@@ -71,9 +74,9 @@ def test_experiment_summary_mean_and_interval_over_seeds():
                  for k, m in run_means.items()}
     per_image["coco-tt-s0"] = pd.DataFrame({"name": names, "sad": [2.0, 2.0, 2.0, np.nan, 4.0]})
     per_image[inputs.BLANK] = pd.DataFrame({"name": names, "sad": [9.0] * 5})       # not an experiment
-    summary = tables.experiment_summary(per_image, {k: SAMPLE_EXPERIMENTS[k] for k in ("ori-tt", "coco-tt",
-                                                                                        "ori-single")},
-                                        evaluated={"baselines": {"blank": {"sad": 9.0}}})
+    summary = summaries.experiment_summary(per_image, {k: SAMPLE_EXPERIMENTS[k] for k in ("ori-tt", "coco-tt",
+                                                                                           "ori-single")},
+                                           evaluated={"baselines": {"blank": {"sad": 9.0}}})
     ori = summary.set_index("experiment").loc["ori-tt"]
     values = np.array(list(run_means.values()))
     assert ori["seeds"] == 3 and ori["sad"] == pytest.approx(values.mean())
@@ -88,17 +91,17 @@ def test_experiment_summary_mean_and_interval_over_seeds():
 
 
 def test_experiment_summary_without_a_grid_parses_names():
-    summary = tables.experiment_summary({"ori-tt-d-s0": pd.DataFrame({"name": ["a"], "sad": [1.0]})},
-                                        evaluated={"coco-tt-r": metrics_row(4.0, seeds=3)})
+    summary = summaries.experiment_summary({"ori-tt-d-s0": pd.DataFrame({"name": ["a"], "sad": [1.0]})},
+                                           evaluated={"coco-tt-r": metrics_row(4.0, seeds=3)})
     assert list(summary["experiment"]) == ["ori-tt-d", "coco-tt-r"]
     assert list(summary["paper_row"]) == ["GFM-TT(d)", "GFM-TT(r)"]
     assert summary.set_index("experiment").loc["coco-tt-r", "seeds"] == 3
 
 
 def test_reference_summary():
-    refs = tables.reference_summary({"blank": pd.DataFrame({"name": ["a", "b"], "sad": [4.0, 6.0]}),
-                                     "closed_form": pd.DataFrame({"name": ["a", "b"], "sad": [0.5, 1.5]})})
-    assert list(refs["label"]) == [tables.REFERENCES["blank"], tables.REFERENCES["closed_form"]]
+    refs = summaries.reference_summary({"blank": pd.DataFrame({"name": ["a", "b"], "sad": [4.0, 6.0]}),
+                                        "closed_form": pd.DataFrame({"name": ["a", "b"], "sad": [0.5, 1.5]})})
+    assert list(refs["label"]) == [summaries.REFERENCES["blank"], summaries.REFERENCES["closed_form"]]
     assert list(refs["sad"]) == [5.0, 1.0] and refs["mse"].isna().all()
 
 
@@ -133,8 +136,8 @@ def test_table1_puts_this_run_beside_the_paper(numbers):
 def test_table1_with_paper_profile_names_and_planned_experiments(numbers):
     metrics = {"ori-tt-d": metrics_row(9.0), "ori-tt-r": metrics_row(11.0)}
     planned = ex.load_experiments(ROOT / "profiles" / "paper.yaml")
-    table = tables.table1(tables.experiment_summary({}, evaluated=metrics), data=inputs.DATA_REAL, numbers=numbers,
-                          planned=planned)
+    table = tables.table1(summaries.experiment_summary({}, evaluated=metrics), data=inputs.DATA_REAL,
+                          numbers=numbers, planned=planned)
     row = ("ORI", "GFM-TT(d)")                                       # the paper's row and this run's, side by side
     assert cell(table, row, "sad") == 9.0 and cell(table, row, "sad", PAPER_AM2K) == pytest.approx(10.26)
     assert inputs.DATA_REAL in table.caption
@@ -144,13 +147,13 @@ def test_table1_with_paper_profile_names_and_planned_experiments(numbers):
 
 
 def test_table1_reference_rows_give_the_scale(numbers):
-    refs = tables.reference_summary({"blank": pd.DataFrame({"name": ["a"], "sad": [40.0], "mse": [0.2]}),
-                                     "closed_form": pd.DataFrame({"name": ["a"], "sad": [2.0], "mse": [0.01]})})
+    refs = summaries.reference_summary({"blank": pd.DataFrame({"name": ["a"], "sad": [40.0], "mse": [0.2]}),
+                                        "closed_form": pd.DataFrame({"name": ["a"], "sad": [2.0], "mse": [0.01]})})
     table = tables.table1(summary_of(sample_metrics()), references=refs, numbers=numbers)
-    blank = ("reference", tables.REFERENCES["blank"])
+    blank = ("reference", summaries.REFERENCES["blank"])
     assert cell(table, blank, "sad") == 40.0 and table.frame.loc[blank, ("", "experiment")] == "baselines/blank"
-    assert cell(table, ("reference", tables.REFERENCES["closed_form"]), "mse") == 0.01
-    assert list(table.frame.index)[-2:] == [blank, ("reference", tables.REFERENCES["closed_form"])]
+    assert cell(table, ("reference", summaries.REFERENCES["closed_form"]), "mse") == 0.01
+    assert list(table.frame.index)[-2:] == [blank, ("reference", summaries.REFERENCES["closed_form"])]
 
 
 def test_configured_experiment_without_metrics_says_so(numbers):
@@ -174,7 +177,7 @@ def test_tables_2_and_3_keep_trimap_methods_paper_only(numbers):
 
 def test_table5_maps_rosta_rows(numbers):
     metrics = {"ori-tt-d": metrics_row(11.0), "ori-ft-d": metrics_row(12.0), "ori-rim-d": metrics_row(10.5)}
-    table = tables.table5(tables.experiment_summary({}, evaluated=metrics), numbers=numbers)
+    table = tables.table5(summaries.experiment_summary({}, evaluated=metrics), numbers=numbers)
     assert cell(table, ("ORI", "GFM-FT(d)"), "sad") == 12.0
     assert cell(table, ("ORI", "GFM-FT"), "sad", PAPER_AM2K) == pytest.approx(11.76)
     assert cell(table, ("ORI", "GFM-RIM"), "mse", PAPER_AM2K) == pytest.approx(0.0025)
@@ -185,7 +188,7 @@ def test_table5_maps_rosta_rows(numbers):
 
 def test_table_with_seeds_shows_mean_and_half_width(numbers):
     per_image = {f"ori-tt-s{k}": pd.DataFrame({"name": ["a", "b"], "sad": [m, m]}) for k, m in enumerate((1.0, 2.0))}
-    table = tables.table4(tables.experiment_summary(per_image, {"ori-tt": SAMPLE_EXPERIMENTS["ori-tt"]}),
+    table = tables.table4(summaries.experiment_summary(per_image, {"ori-tt": SAMPLE_EXPERIMENTS["ori-tt"]}),
                           numbers=numbers)
     row = ("ORI", "GFM-TT(r18-lite)")
     assert cell(table, row, "sad") == 1.5 and table.frame.loc[row, ("", "seeds")] == 2
@@ -212,20 +215,20 @@ def grid(best_hybrid=(3.0, 2.0), singles=(2.0, 2.6, 3.0), best_single=2.6):
 
 
 def test_table6_best_compares_best_settings(numbers):
-    agree = tables.table6_best(grid(), numbers=numbers).set_index("test")
+    agree = table6_best(grid(), numbers=numbers).set_index("test")
     assert agree.loc["hybrid", "agrees"] == "yes" and agree.loc["single", "agrees"] == "yes"
     assert agree.loc["hybrid", "paper_best"] == "d1 = 3, d2 = 2" and agree.loc["single", "paper_best"] == "d = 2.6"
-    differ = tables.table6_best(grid(best_hybrid=(4.0, 2.0), singles=(2.0, 2.4), best_single=2.0),
-                                numbers=numbers).set_index("test")
+    differ = table6_best(grid(best_hybrid=(4.0, 2.0), singles=(2.0, 2.4), best_single=2.0),
+                         numbers=numbers).set_index("test")
     assert differ.loc["hybrid", "agrees"] == "no"
     assert differ.loc["hybrid", "this_run_best"] == "d1 = 4, d2 = 2"
     assert differ.loc["hybrid", "sad_at_paper_best"] == pytest.approx(5.0)
     assert differ.loc["single", "agrees"] == "not in grid"
-    assert (tables.table6_best(None, numbers=numbers)["agrees"] == "not run").all()
+    assert (table6_best(None, numbers=numbers)["agrees"] == "not run").all()
 
 
 def test_table6_in_the_papers_layout(numbers):
-    table = tables.table6(grid(), numbers=numbers)
+    table = table6(grid(), numbers=numbers)
     frame = table.frame
     assert len(frame) == 6 + 3 and frame[("", "runs")].eq(1).all()
     assert frame.loc[("hybrid", "d1 = 3, d2 = 2"), ("", "paper's best")] == "✓"
@@ -236,11 +239,11 @@ def test_table6_in_the_papers_layout(numbers):
     # per-image rows of two runs: mean over the runs' image means, with the interval over runs
     rows = [{"test": "hybrid", "d1": 3.0, "d2": 2.0, "run": f"ori-tt-s{k}", "name": n, "sad": v + k}
             for k in (0, 1) for n, v in (("a", 1.0), ("b", 3.0))]
-    table = tables.table6(None, per_image=pd.DataFrame(rows), numbers=numbers)
+    table = table6(None, per_image=pd.DataFrame(rows), numbers=numbers)
     row = table.frame.loc[("hybrid", "d1 = 3, d2 = 2")]
     assert row[("", "runs")] == 2 and row[("sad", RUN)] == 2.5
     assert row[("sad", CI)] == pytest.approx(stats.t.ppf(0.975, 1) * np.std([2.0, 3.0], ddof=1) / math.sqrt(2))
-    empty = tables.table6(None, numbers=numbers)
+    empty = table6(None, numbers=numbers)
     assert empty.frame.empty and empty.caption.startswith("not run")
 
 
@@ -270,7 +273,7 @@ def test_save_table_and_figure(tmp_path, numbers):
 
 
 def test_save_frame(tmp_path, numbers):
-    csv, page = tables.save_frame(numbers, tmp_path, "paper_numbers", title="The paper's numbers")
+    csv, page = render.save_frame(numbers, tmp_path, "paper_numbers", title="The paper's numbers")
     assert len(pd.read_csv(csv)) == len(numbers)
     text = page.read_text()
     assert "<h3>The paper&#x27;s numbers</h3>" in text or "<h3>The paper's numbers</h3>" in text
@@ -281,14 +284,14 @@ def test_summary_skips_the_sections_of_evaluate_json():
     metrics = {"ori-tt": metrics_row(1.0), "baselines": {"blank": metrics_row(9.0)},
                "fusions": {"ori-tt": {"official": {"sad": 1.0}}}, "table5": {"ori-tt": metrics_row(2.0)},
                "benchmarks": {"p3m500p": {"ori-tt": metrics_row(3.0)}}}
-    summary = tables.experiment_summary({}, evaluated=metrics)
+    summary = summaries.experiment_summary({}, evaluated=metrics)
     assert list(summary["experiment"]) == ["ori-tt"] and summary.loc[0, "sad"] == 1.0
 
 
 def test_fusion_table_means_over_runs():
     frame = pd.DataFrame({"benchmark": ["am2k"] * 4, "run": ["a-s0", "a-s0", "a-s1", "a-s1"], "experiment": ["a"] * 4,
                           "seed": [0, 0, 1, 1], "fusion": ["official", "difference"] * 2, "sad": [1.0, 0.2, 3.0, 0.4]})
-    table = tables.fusion_table(frame)
+    table = fusion_table(frame)
     assert table.loc[0, "runs"] == 2 and table.loc[0, "sad_official"] == 2.0
     assert table.loc[0, "sad_difference"] == pytest.approx(0.3) and math.isnan(table.loc[0, "sad_upsampled"])
-    assert tables.fusion_table(None).empty
+    assert fusion_table(None).empty

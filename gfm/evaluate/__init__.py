@@ -3,7 +3,8 @@ real validation images.
 
 ``metrics`` (the errors and the metric lists; imports only gfm.core), ``files`` (split, tables,
 saved predictions), ``pool`` (metrics in worker processes), ``runs`` (run folders: experiment x
-seed), ``run`` (the evaluation loop and summaries), ``baselines`` (blank and closed-form reference
+seed), ``run`` (the evaluation loop and summaries), ``fusions`` (both hybrid fusions averaged over
+runs; imports only ``metrics``, the report uses it), ``baselines`` (blank and closed-form reference
 mattes), ``table6``, ``complexity`` (Table 7 measured), ``figures`` (PNG files for the report) and
 ``stage`` (the stage entry, ``run(params)``).
 """

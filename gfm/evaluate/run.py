@@ -36,17 +36,16 @@ from gfm.core.device import resolve_device
 from gfm.core.io import read_image
 from gfm.evaluate import metrics
 from gfm.evaluate.files import read_ground_truth, read_trimap, save_prediction, validation_split
+from gfm.evaluate.fusions import FUSION_METRICS
 from gfm.evaluate.pool import MetricPool
 from gfm.model.infer import FUSIONS, MAX_SIDE, combine_passes, forward_passes, predict
 from gfm.model.network import optimise_for_inference
 
-__all__ = ["TIMES", "FUSION_METRICS", "evaluate_model", "summarise", "mean_over_seeds", "fusion_summary",
+__all__ = ["TIMES", "evaluate_model", "summarise", "mean_over_seeds", "fusion_summary",
            "predict_and_save", "prepare_model"]
 
 #: Columns of a per-image table besides the metric keys.
 TIMES = ("inference_s", "metrics_s")
-#: The metrics compared between the two hybrid fusions (:func:`fusion_summary`).
-FUSION_METRICS = (*metrics.MAIN_METRICS, "sad_trans")
 
 
 def evaluate_model(model, validation_dir: str | Path, *, strategy: str = "hybrid", d: float | None = None,
@@ -90,7 +89,7 @@ def evaluate_model(model, validation_dir: str | Path, *, strategy: str = "hybrid
     DataFrame
         One row per image: ``name``, ``height``, ``width``, ``inference_s``, ``metrics_s`` and the keys
         of :data:`gfm.evaluate.metrics.KEYS` (of ``fusion``'s matte); with ``compare_fusions``,
-        ``<key>_<other fusion>`` for every key of :data:`FUSION_METRICS`.
+        ``<key>_<other fusion>`` for every key of :data:`gfm.evaluate.fusions.FUSION_METRICS`.
     """
     split = validation_split(validation_dir)
     names = split.names() if names is None else list(names)
@@ -165,8 +164,8 @@ def mean_over_seeds(summaries: Sequence[Mapping]) -> dict:
 def fusion_summary(per_image: pd.DataFrame, fusion: str) -> dict | None:
     """Both hybrid fusions on one run: ``{fusion: {metric: mean}}`` for every fusion of
     :data:`gfm.model.infer.FUSIONS` and ``"difference"`` (upsampled - official: positive when the
-    upsampled fusion errs more), over :data:`FUSION_METRICS`; None when ``per_image`` (of
-    :func:`evaluate_model`, its matte by ``fusion``) holds no comparison."""
+    upsampled fusion errs more), over :data:`gfm.evaluate.fusions.FUSION_METRICS`; None when
+    ``per_image`` (of :func:`evaluate_model`, its matte by ``fusion``) holds no comparison."""
     columns = {f: {key: key if f == fusion else f"{key}_{f}" for key in FUSION_METRICS} for f in FUSIONS}
     if any(column not in per_image for names in columns.values() for column in names.values()):
         return None

@@ -62,7 +62,8 @@ from gfm.evaluate.benchmarks import PRIMARY, Benchmark, benchmarks_of
 from gfm.evaluate.complexity import complexity_table
 from gfm.evaluate.figures import contested_images, save_figures
 from gfm.evaluate.files import PER_IMAGE, PREDICTIONS, write_table
-from gfm.evaluate.run import FUSION_METRICS, evaluate_model, fusion_summary, mean_over_seeds, predict_and_save, summarise
+from gfm.evaluate.fusions import FUSION_METRICS
+from gfm.evaluate.run import evaluate_model, fusion_summary, mean_over_seeds, predict_and_save, summarise
 from gfm.evaluate.runs import BASELINES_DIR, FIGURES_DIR, FUSIONS_KEY, TABLE5_DIR, Run, baseline_folder, trained_runs
 from gfm.evaluate.table5 import EN_MEDIAN, EN_MEDIAN_DIR, RostaSet, rosta_sets, table5_per_image
 from gfm.evaluate.table6 import spread_subset, table6_means, table6_per_image

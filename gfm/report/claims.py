@@ -274,7 +274,7 @@ def default_claims(numbers: Mapping[str, float] | None = None) -> tuple[Claim, .
               (), sad, "lower", "best_setting",
               note="extra['table6']: per-image Table 6 grid (test, d1, d2, name, sad[, run]); the paper's setting vs "
                    "each other hybrid setting of the grid, same model (seeds paired). Not run with the means-only grid "
-                   "(gfm.report.tables.table6_best compares those)"),
+                   "(gfm.report.table6.table6_best compares those)"),
         Claim("single_best", "paper", "Single-ratio test: d = 2.6 is the best single ratio",
               "Table 6 (Sect. 5.5): best single ratio d = {t6_best_single_d}, 'comparable' to the best hybrid setting",
               (), sad, "lower", "best_setting", note="as hybrid_best, for the single-ratio settings"),

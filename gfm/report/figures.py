@@ -96,7 +96,7 @@ def comp_track(summary: pd.DataFrame, *, numbers: pd.DataFrame | None = None, da
     this run's -> Figure. A ratio makes the two comparable although the data differ; 1 = as good
     as training on real photos.
 
-    ``summary`` is gfm.report.tables.experiment_summary: this run's GFM-TT models (two decoders,
+    ``summary`` is gfm.report.summaries.experiment_summary: this run's GFM-TT models (two decoders,
     five PPM blocks, bridge block), one series per backbone.
     """
     import matplotlib.pyplot as plt

@@ -1,9 +1,9 @@
 """Stage 6 (notebooks/06_paper.ipynb): the paper report, built from the other stages' outputs.
 
 :func:`run` reads what stages 1-5 wrote (gfm.report.inputs), puts this run beside the paper's
-Tables 1-7 (gfm.report.tables), judges the paper's claims (gfm.report.findings), draws the
-report's own figures (gfm.report.figures, the forest plot) and lists the figures stages 2, 3 and 5
-drew. It writes, each file atomically and the folder as a whole:
+Tables 1-7 (gfm.report.tables, gfm.report.table6), judges the paper's claims (gfm.report.findings),
+draws the report's own figures (gfm.report.figures, the forest plot) and lists the figures stages
+2, 3 and 5 drew. It writes, each file atomically and the folder as a whole:
 
 * ``<report.out>/paper/``: ``paper_numbers``, ``overview``, ``table1`` ... ``table7``,
   ``table1_<benchmark>`` and ``table2_<benchmark>`` for every benchmark evaluated besides AM-2k,
@@ -25,9 +25,11 @@ import pandas as pd
 
 from gfm.core.figures import save_figure
 from gfm.core.io import atomic_dir, write_json
+from gfm.evaluate.fusions import fusion_table
 from gfm.report import experiments as ex
-from gfm.report import figures, findings, inputs, stats, tables
+from gfm.report import figures, findings, inputs, stats, summaries, table6, tables
 from gfm.report.numbers import paper_numbers, paper_values
+from gfm.report.render import save_frame
 
 __all__ = ["PaperReport", "run"]
 
@@ -50,7 +52,7 @@ class PaperReport:
         This run's experiments; the paper's numbers; Table 6's best settings; the judged claims.
     tables : dict
         ``table1`` ... ``table7``, then ``table1_<benchmark>`` / ``table2_<benchmark>`` for the other
-        benchmarks (gfm.report.tables.PaperTable).
+        benchmarks (gfm.report.render.PaperTable).
     findings : dict
         gfm.report.judge.judge's full result.
     figures : dict
@@ -62,7 +64,7 @@ class PaperReport:
     seconds : float
         Wall time of :func:`run`.
     fusions : DataFrame
-        Both hybrid fusions per benchmark and experiment (gfm.report.tables.fusion_table).
+        Both hybrid fusions per benchmark and experiment (gfm.evaluate.fusions.fusion_table).
     protocol : dict
         How the evaluate stage tested (``<evaluate.out>/protocol.json``; {} when not written).
     """
@@ -121,11 +123,11 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     planned = ex.load_experiments(cfg.paper_profile) if Path(cfg.paper_profile).is_file() else None
 
     evidence = findings.gather(evaluation, experiments=list(grid), metrics=metrics, compose_out=params.compose.out)
-    summary = tables.experiment_summary(evidence.per_image, grid, evaluated=metrics.get("evaluate"))
-    references = tables.reference_summary(inputs.baselines(evaluation))
+    summary = summaries.experiment_summary(evidence.per_image, grid, evaluated=metrics.get("evaluate"))
+    references = summaries.reference_summary(inputs.baselines(evaluation))
     table6_grid = inputs.read_csv(evaluation / "table6.csv")
     protocol = inputs.protocol(evaluation)
-    table5 = tables.table5_summary(*inputs.table5_runs(evaluation), grid)
+    table5 = summaries.table5_summary(*inputs.table5_runs(evaluation), grid)
     common = dict(references=references, numbers=numbers, data=data)
     built = {"table1": tables.table1(summary, planned=planned, **common),
              "table2": tables.table2(**common),
@@ -133,16 +135,16 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
              "table4": tables.table4(summary, planned=planned, **common),
              "table5": tables.table5(summary, planned=planned, protocol=table5, table5_d=protocol.get("table5_d"),
                                      **common),
-             "table6": tables.table6(table6_grid, per_image=inputs.read_csv(evaluation / inputs.TABLE6_PER_IMAGE),
+             "table6": table6.table6(table6_grid, per_image=inputs.read_csv(evaluation / inputs.TABLE6_PER_IMAGE),
                                      numbers=numbers, data=data),
              "table7": tables.table7(inputs.read_csv(evaluation / "complexity.csv"), numbers=numbers)}
     for name, bench in inputs.other_benchmarks(evaluation).items():
-        bench_summary = tables.experiment_summary(inputs.per_image_tables(bench["folder"], list(grid)), grid)
+        bench_summary = summaries.experiment_summary(inputs.per_image_tables(bench["folder"], list(grid)), grid)
         for table in tables.benchmark_tables(name, bench["title"], bench_summary, numbers=numbers, planned=planned,
-                                             references=tables.reference_summary(inputs.baselines(bench["folder"]))):
+                                             references=summaries.reference_summary(inputs.baselines(bench["folder"]))):
             built[table.name] = table
-    fusions = tables.fusion_table(inputs.fusions(evaluation))
-    best = tables.table6_best(table6_grid, numbers=numbers, data=data)
+    fusions = fusion_table(inputs.fusions(evaluation))
+    best = table6.table6_best(table6_grid, numbers=numbers, data=data)
     result = findings.judge_outputs(evidence, grid, n_boot=n_boot, seed=seed, numbers=paper_values(numbers))
     claims = findings.findings_table(result)
     overview = tables.overview(summary, data=data)
@@ -155,14 +157,14 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     }
     drawn, not_drawn = {}, {}
     with atomic_dir(out) as tmp:
-        tables.save_frame(numbers, tmp, "paper_numbers", title="The paper's numbers (transcribed from its prose)")
-        tables.save_frame(overview, tmp, "overview", title="This run's experiments and the paper's rows")
+        save_frame(numbers, tmp, "paper_numbers", title="The paper's numbers (transcribed from its prose)")
+        save_frame(overview, tmp, "overview", title="This run's experiments and the paper's rows")
         for table in built.values():
             table.save(tmp)
-        tables.save_frame(best, tmp, "table6_best", title="Table 6: the best settings, the paper's and this run's")
-        tables.save_frame(fusions, tmp, "fusions", title="The hybrid test's two fusions: official (the released code's) "
-                                                         "and upsampled; difference = upsampled - official")
-        tables.save_frame(claims, tmp, "findings", title="Findings: the paper's claims on this run")
+        save_frame(best, tmp, "table6_best", title="Table 6: the best settings, the paper's and this run's")
+        save_frame(fusions, tmp, "fusions", title="The hybrid test's two fusions: official (the released code's) "
+                                                  "and upsampled; difference = upsampled - official")
+        save_frame(claims, tmp, "findings", title="Findings: the paper's claims on this run")
         write_json(tmp / "findings.json", result)
         for name, draw in drawers.items():
             try:
