@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = commands.add_parser("profile", help="overlay profiles/<name>.yaml onto params.yaml",
                                   description="Overlay a parameter profile (profiles/<name>.yaml) onto params.yaml.")
-    profile.add_argument("name", help="profile name: one of " + ", ".join(_profiles()))
+    name = profile.add_argument("name", help="profile name: one of %(shipped)s")
+    name.shipped = _ShippedProfiles()  # listed when the help is shown, not at every gfm start
     profile.add_argument("--params", default="params.yaml", help="parameter file to update (default: %(default)s)")
     profile.set_defaults(run=_profile)
 
@@ -180,11 +181,14 @@ def _html(args) -> int:
     return 0
 
 
-def _profiles() -> list[str]:
-    """The profiles shipped in ``profiles/`` (:func:`gfm.core.profiles.available`)."""
-    from gfm.core.profiles import available
+class _ShippedProfiles:
+    """The names of the profiles shipped in ``profiles/`` (:func:`gfm.core.profiles.available`) as text,
+    read when ``gfm profile --help`` formats them: building the parser imports no YAML library."""
 
-    return available()
+    def __str__(self) -> str:
+        from gfm.core.profiles import available
+
+        return ", ".join(available())
 
 
 def _released() -> list:

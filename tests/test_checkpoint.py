@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import pickle
 import random
@@ -15,6 +16,7 @@ from gfm.model.checkpoint import (CHECKPOINT_FILE, MODEL_FILE, RUN_FORMAT, SUMMA
                                   load_official, load_run, load_training_state, parse_official, rng_state,
                                   save_run, save_training_state, set_rng_state)
 from gfm.model.network import build_gfm
+from gfm.model.torchfile import DAMAGED, FOREIGN, REFUSED, UnreadableFile, load_weights_only
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 X = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255
@@ -264,6 +266,50 @@ def test_missing_files(tmp_path):
         load_official(tmp_path / "gone.pth", "r34", "TT")
     with pytest.raises(FileNotFoundError, match="no such training checkpoint"):
         load_training_state(tmp_path / "gone.pt")
+
+
+# --------------------------------------------------------------------------------------------
+# The reader shared with gfm.model.backbones (gfm.model.torchfile)
+# --------------------------------------------------------------------------------------------
+
+def test_the_shared_reader_says_which_of_three_things_went_wrong(tmp_path):
+    marker = tmp_path / "marker"
+    refused, foreign, damaged = tmp_path / "refused.pt", tmp_path / "foreign.pt", tmp_path / "damaged.pt"
+    torch.save({"a": Payload(marker)}, refused)
+    foreign.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    torch.save({"w": torch.ones(1000)}, damaged)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    for path, kind in ((refused, REFUSED), (foreign, FOREIGN), (damaged, DAMAGED)):
+        with pytest.raises(UnreadableFile) as error:
+            load_weights_only(path)
+        problem = error.value
+        assert problem.kind == kind and problem.detail and "\n" not in problem.detail, (path.name, problem)
+        assert problem.__suppress_context__, "torch's advice to load unsafely must not be chained"
+        _no_torch_advice(problem.detail)
+    assert not marker.exists(), "the payload ran"
+    with pytest.raises(UnreadableFile) as error:
+        load_weights_only(refused)
+    assert error.value.detail.endswith("open")
+    with pytest.raises(UnreadableFile) as error:
+        load_weights_only(damaged)
+    assert error.value.detail.startswith("PytorchStreamReader failed reading zip archive")
+
+
+def test_the_shared_reader_allows_globals_for_one_read_and_reraises_what_it_is_told(tmp_path):
+    path = tmp_path / "day.pt"
+    torch.save({"day": datetime.date(2022, 1, 2)}, path)
+    with pytest.raises(UnreadableFile, match="refused: datetime.date"):
+        load_weights_only(path)
+    assert load_weights_only(path, allowed=[datetime.date]) == {"day": datetime.date(2022, 1, 2)}
+    with pytest.raises(UnreadableFile, match="refused: datetime.date"):
+        load_weights_only(path)  # allowed for that read only, never process-wide
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError):
+        load_weights_only(folder, reraise=(OSError,))
+    with pytest.raises(UnreadableFile) as error:
+        load_weights_only(folder)
+    assert error.value.kind == DAMAGED and "Is a directory" in error.value.detail
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ is a ResNet-18 (47 MB of weights, against 85 MB for ResNet-34); the code path is
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +280,29 @@ def test_wrong_shapes_alone_are_a_clear_error_not_a_runtime_error(tmp_path, resn
                                               r"another shape \['layer1\.0\.conv1\.weight \(32, 64, 3, 3\) "
                                               r"\(expected \(64, 64, 3, 3\)\)'\]$"):
         build_gfm("r18_lite", pretrained=str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# torchvision is imported when needed
+# --------------------------------------------------------------------------------------------
+
+def test_torchvision_is_imported_when_a_backbone_is_built_not_with_the_module(resnet18_file):
+    """Importing gfm.model.backbones imports no torchvision (seconds per process); the first backbone, here
+    built on the meta device by prepare_pretrained, imports it, and later backbones hold real weights."""
+    code = f"""
+import sys
+import torch
+import gfm.model.backbones as backbones
+assert "torchvision" not in sys.modules, "torchvision imported with gfm.model.backbones"
+path = {str(resnet18_file)!r}
+assert backbones.prepare_pretrained("r18_lite", path)["pretrained"] == path
+assert "torchvision" in sys.modules
+encoder = backbones.create_encoder("r18_lite")
+backbones.load_pretrained(encoder, path)
+expected = torch.load(path, weights_only=True)["conv1.weight"]
+assert torch.equal(encoder.stages[0][0].weight, expected), "the file's weights were not loaded"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

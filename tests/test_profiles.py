@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from gfm.cli import main
 from gfm.core import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +77,29 @@ def test_a_profile_giving_an_invalid_value_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match="compose.p_blur"):
         profiles.apply("bad", params, profiles_dir=tmp_path)
     assert params.read_text() == (ROOT / "params.yaml").read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# gfm profile
+# --------------------------------------------------------------------------------------------
+
+def test_gfm_profile_help_lists_the_shipped_profiles(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["profile", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    shipped = sorted(path.stem for path in (ROOT / "profiles").glob("*.yaml"))
+    assert exit_info.value.code == 0 and {"paper", "sample"} <= set(shipped)
+    assert f"profile name: one of {', '.join(shipped)}" in flat
+
+
+def test_building_the_parser_imports_no_yaml_library():
+    """Every gfm start (gfm matte included) builds the parser: the profiles are listed only for their help."""
+    code = ("import sys\n"
+            "import gfm.cli\n"
+            "gfm.cli.build_parser().parse_args(['matte', 'x.png', '--checkpoint', 'run', '--out', 'out'])\n"
+            "print(sorted(m for m in sys.modules\n"
+            "             if m.split('.')[0] in ('ruamel', 'yaml') or m == 'gfm.core.profiles'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,8 @@ paper's tables abbreviate it (``r34`` = GFM(r), ``d121`` = GFM(d), ``r101`` = GF
 E0..EL, their channels and strides, and the widths of the decoder blocks that sit on them.
 :class:`gfm.model.network.GFM` builds the glance and focus decoders from that description alone.
 
-Backbones are built from torchvision constructors with ``weights=None``. Their initialisation
+Backbones are built from torchvision constructors with ``weights=None`` (torchvision is imported
+when the first backbone is built, not with this module). Their initialisation
 (``train.pretrained``: ``imagenet`` | ``none`` | a path) is resolved and checked by
 :func:`prepare_pretrained` before any training work -- downloading torchvision's ImageNet weights
 into torch hub's cache if they are not there -- and loaded by :func:`load_pretrained`; both go
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import pickle
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from gfm.core.io import sha256_file
+from gfm.model.torchfile import DAMAGED, FOREIGN, REFUSED, UnreadableFile, load_weights_only
 
 __all__ = [
     "Encoder",
@@ -120,7 +119,7 @@ def create_encoder(name: str, **kwargs) -> Encoder:
 @register_backbone
 def r34() -> Encoder:
     """ResNet-34 (He et al., 2016): GFM(r), E0 = 7x7/2 stem, E1 = max pool + layer1."""
-    return _resnet_encoder(torchvision.models.resnet34, "ResNet34_Weights.IMAGENET1K_V1",
+    return _resnet_encoder(_models().resnet34, "ResNet34_Weights.IMAGENET1K_V1",
                            channels=(64, 64, 128, 256, 512),
                            widths=((512, 512, 256), (256, 256, 128), (128, 128, 64), (64, 64, 64)))
 
@@ -128,7 +127,7 @@ def r34() -> Encoder:
 @register_backbone
 def r101() -> Encoder:
     """ResNet-101 (He et al., 2016): GFM(r-dagger) of Table 7, decoders twice as wide."""
-    return _resnet_encoder(torchvision.models.resnet101, "ResNet101_Weights.IMAGENET1K_V1",
+    return _resnet_encoder(_models().resnet101, "ResNet101_Weights.IMAGENET1K_V1",
                            channels=(64, 256, 512, 1024, 2048),
                            widths=((2048, 1024, 1024), (1024, 512, 512), (512, 256, 256), (256, 128, 64)))
 
@@ -136,7 +135,7 @@ def r101() -> Encoder:
 @register_backbone
 def r34_2b() -> Encoder:
     """ResNet-34 "r2b" (Table 4): 3x3/1 stem, no max pool, E5/E6 = max pool + 3 BasicBlocks(512)."""
-    resnet = torchvision.models.resnet34(weights=None)
+    resnet = _models().resnet34(weights=None)
     stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
     stages = [stem, resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4,
               _extra_stage(512), _extra_stage(512)]
@@ -151,7 +150,7 @@ def r34_2b() -> Encoder:
 @register_backbone
 def d121() -> Encoder:
     """DenseNet-121 (Huang et al., 2017): GFM(d); E4 ends with a 1024->512 conv and a max pool."""
-    densenet = torchvision.models.densenet121(weights=None)
+    densenet = _models().densenet121(weights=None)
     f = densenet.features
     reduce = [nn.Conv2d(1024, 512, 3, padding=1), nn.BatchNorm2d(512), nn.ReLU(inplace=True),
               nn.MaxPool2d(2, 2, ceil_mode=True)]
@@ -182,7 +181,7 @@ def r18_lite(width_divisor: int = 4) -> Encoder:
     k = width_divisor
     widths = tuple(tuple(w // k for w in block)
                    for block in ((512, 512, 256), (256, 256, 128), (128, 128, 64), (64, 64, 64)))
-    return _resnet_encoder(torchvision.models.resnet18, "ResNet18_Weights.IMAGENET1K_V1",
+    return _resnet_encoder(_models().resnet18, "ResNet18_Weights.IMAGENET1K_V1",
                            channels=(64, 64, 128, 256, 512), widths=widths,
                            head_width=64 // k, context_channels=512 // k)
 
@@ -214,7 +213,8 @@ def _basic_layer(cin: int, cout: int, stride: int, blocks: int = 2) -> nn.Sequen
     shortcut = None
     if stride != 1 or cin != cout:
         shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-    return nn.Sequential(BasicBlock(cin, cout, stride, shortcut), *(BasicBlock(cout, cout) for _ in range(blocks - 1)))
+    block = _models().resnet.BasicBlock
+    return nn.Sequential(block(cin, cout, stride, shortcut), *(block(cout, cout) for _ in range(blocks - 1)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,9 +312,14 @@ _DENSENET_OLD_KEY = re.compile(
 #: Seconds a download may wait for a connection or a byte before it counts as failed.
 _DOWNLOAD_TIMEOUT = 60.0
 _SHOWN = 5
-# What torch.load(weights_only=True) says of a refused callable and of a foreign pickle (as gfm.model.checkpoint reads it)
-_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
-_UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)", re.S)
+#: What :func:`_load_file` says of a file torch.load(weights_only=True) did not read (:mod:`gfm.model.torchfile`).
+_UNREADABLE = {
+    REFUSED: ("{path}: refused, nothing in it was run: its pickle would call {detail}, which is not plain data; "
+              "expected a state dict of tensors{hint}"),
+    FOREIGN: ("{path}: not a PyTorch file of tensors, the pickle is foreign or corrupt ({detail}); expected a state "
+              "dict of tensors{hint}"),
+    DAMAGED: "{path}: not a readable PyTorch file, truncated or corrupt ({detail}); expected a state dict of tensors{hint}",
+}
 _CHOICES = " or ".join(repr(c) for c in PRETRAINED_CHOICES)
 
 
@@ -380,22 +385,11 @@ def _imagenet_file(encoder: Encoder, progress: bool) -> Path:
 
 def _load_file(path: Path, cached: bool):
     """``torch.load(path, weights_only=True)`` on the CPU, any failure a :class:`PretrainedError` naming ``path``."""
-    hint = "; delete it and it is downloaded again" if cached else ""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        refused = _REFUSED_GLOBAL.search(str(error))
-        if refused:
-            raise PretrainedError(f"{path}: refused, nothing in it was run: its pickle would call {refused.group(1)}, "
-                                  f"which is not plain data; expected a state dict of tensors{hint}") from None
-        reason = _UNPICKLER_REASON.search(str(error))
-        raise PretrainedError(f"{path}: not a PyTorch file of tensors, the pickle is foreign or corrupt "
-                              f"({reason.group(1) if reason else type(error).__name__}); expected a state dict of "
-                              f"tensors{hint}") from None
-    except Exception as error:  # torch's readers raise many types for a foreign or damaged file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PretrainedError(f"{path}: not a readable PyTorch file, truncated or corrupt ({first}); expected a "
-                              f"state dict of tensors{hint}") from None
+        return load_weights_only(path)
+    except UnreadableFile as problem:
+        hint = "; delete it and it is downloaded again" if cached else ""
+        raise PretrainedError(_UNREADABLE[problem.kind].format(path=path, detail=problem.detail, hint=hint)) from None
 
 
 def _fit(content, encoder: Encoder, path: Path) -> dict:
@@ -447,7 +441,7 @@ def _socket_timeout(seconds: float):
 
 def _weights_enum(weights: str):
     enum_name, member = weights.split(".")
-    return getattr(getattr(torchvision.models, enum_name), member)
+    return getattr(getattr(_models(), enum_name), member)
 
 
 def _resnet_encoder(constructor, weights: str, *, channels, widths, head_width: int = 64,
@@ -465,5 +459,13 @@ def _resnet_encoder(constructor, weights: str, *, channels, widths, head_width: 
 
 def _extra_stage(width: int) -> nn.Sequential:
     """E5/E6 of "r2b": a 2x2 max pool then three BasicBlocks of ``width`` filters."""
-    return nn.Sequential(nn.MaxPool2d(2, 2, ceil_mode=True),
-                         *(BasicBlock(width, width) for _ in range(3)))
+    block = _models().resnet.BasicBlock
+    return nn.Sequential(nn.MaxPool2d(2, 2, ceil_mode=True), *(block(width, width) for _ in range(3)))
+
+
+def _models():
+    """``torchvision.models``, imported when a backbone is built or its ImageNet weights resolved, not with
+    this module: importing torchvision takes seconds, paid otherwise by every process importing gfm.model."""
+    import torchvision.models
+
+    return torchvision.models

@@ -35,9 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import random
-import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -50,6 +48,7 @@ import torch
 from gfm.core.device import resolve_device
 from gfm.core.io import atomic_path
 from gfm.model.network import GLANCE_CLASSES, GFM, ROSTAS, build_gfm, list_backbones
+from gfm.model.torchfile import DAMAGED, FOREIGN, REFUSED, UnreadableFile, load_weights_only
 
 __all__ = [
     "MODEL_FILE",
@@ -335,8 +334,14 @@ _RECONSTRUCT = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.
 _NUMPY_ARRAY = [_RECONSTRUCT, (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
                 type(np.dtype(np.uint32))]
 _SCALARS = (bool, int, float, str, bytes, type(None))
-_REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
-_UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|$)", re.S)
+#: What :func:`_read` says of a file torch.load(weights_only=True) did not read (:mod:`gfm.model.torchfile`).
+_UNREADABLE = {
+    REFUSED: ("{path}: refused, nothing in it was run: its pickle would call {detail}, which is not plain data (a "
+              "checkpoint holds only tensors, numbers, strings, lists and dicts). If the file is yours and trusted, "
+              "re-save the plain parts (e.g. model.state_dict()) where it was made"),
+    FOREIGN: "{path}: not a PyTorch checkpoint: the pickle is foreign or corrupt ({detail})",
+    DAMAGED: "{path}: not a readable PyTorch checkpoint, truncated or corrupt ({detail})",
+}
 
 
 def _read(path: Path, map_location="cpu"):
@@ -346,25 +351,9 @@ def _read(path: Path, map_location="cpu"):
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
     try:
-        with warnings.catch_warnings(), torch.serialization.safe_globals(_NUMPY_ARRAY):
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        text = str(error)
-        refused = _REFUSED_GLOBAL.search(text)
-        if refused:
-            raise CheckpointError(
-                f"{path}: refused, nothing in it was run: its pickle would call {refused.group(1)}, which is not "
-                f"plain data (a checkpoint holds only tensors, numbers, strings, lists and dicts). If the file is "
-                f"yours and trusted, re-save the plain parts (e.g. model.state_dict()) where it was made") from None
-        reason = _UNPICKLER_REASON.search(text)
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint: the pickle is foreign or corrupt "
-                              f"({reason.group(1) if reason else type(error).__name__})") from None
-    except OSError:
-        raise
-    except Exception as error:  # torch's readers raise many types for a foreign or damaged file
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({first})") from None
+        return load_weights_only(path, map_location, allowed=_NUMPY_ARRAY, reraise=(OSError,))
+    except UnreadableFile as problem:
+        raise CheckpointError(_UNREADABLE[problem.kind].format(path=path, detail=problem.detail)) from None
 
 
 def _interpret(content, path: Path) -> tuple[str, ModelSpec, Mapping, dict]:
