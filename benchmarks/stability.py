@@ -32,9 +32,10 @@ from pathlib import Path
 import yaml
 from ruamel.yaml import YAML
 
+from gfm.report.results import compare
+
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = ("download", "bg20k", "compose")
-FLIP = {("reproduced", "contradicted"), ("contradicted", "reproduced")}
 
 
 def main(argv=None) -> int:
@@ -73,29 +74,6 @@ def main(argv=None) -> int:
     return 1 if counts["flipped"] else 0
 
 
-def compare(first: dict, second: dict) -> tuple[list[dict], dict]:
-    """One row per claim of either file (verdicts and intervals of both, the kind of change) and the counts
-    ``same``, ``flipped`` (reproduced <-> contradicted), ``to_inconclusive``, ``from_inconclusive``, ``other``."""
-    a, b = first.get("claims", {}), second.get("claims", {})
-    rows, counts = [], {"same": 0, "flipped": 0, "to_inconclusive": 0, "from_inconclusive": 0, "other": 0}
-    for claim in list(a) + [c for c in b if c not in a]:
-        va, vb = a.get(claim, {}).get("verdict", "absent"), b.get(claim, {}).get("verdict", "absent")
-        if va == vb:
-            change = "same"
-        elif (va, vb) in FLIP:
-            change = "flipped"
-        elif vb == "inconclusive":
-            change = "to_inconclusive"
-        elif va == "inconclusive":
-            change = "from_inconclusive"
-        else:
-            change = "other"
-        counts[change] += 1
-        rows.append({"claim": claim, "kind": a.get(claim, b.get(claim, {})).get("kind"), "change": change,
-                     "first": _brief(a.get(claim)), "second": _brief(b.get(claim))})
-    return rows, counts
-
-
 def render(rows: list[dict], counts: dict, labels: tuple) -> str:
     """The side-by-side table as text."""
     head = f"{'claim':<22} {labels[0][:30]:<32} {labels[1][:30]:<32} change"
@@ -105,16 +83,6 @@ def render(rows: list[dict], counts: dict, labels: tuple) -> str:
     lines.append("")
     lines.append(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
     return "\n".join(lines)
-
-
-def _brief(entry: dict | None) -> str:
-    if not entry:
-        return "absent"
-    verdict = entry.get("verdict", "?")
-    diff, ci = entry.get("diff"), entry.get("ci95")
-    if diff is None or not ci or None in ci:
-        return verdict
-    return f"{verdict} {diff:+.3g} [{ci[0]:+.3g}, {ci[1]:+.3g}]"
 
 
 def _read(path: Path) -> dict:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_CODE = "https://github.com/JizhiziLi/GFM"
 #: The dvc.yaml ``html`` stage's command (report.out = reports, train.out = artifacts/models).
 HTML_STAGE = ("-m", "gfm.report.html", "reports/notebooks", "reports/html", "--metrics", "metrics",
-              "--models", "artifacts/models")
+              "--models", "artifacts/models", "--params", "params.yaml")
 FINDINGS = {"claims": {"two_decoders": {"kind": "paper", "verdict": "reproduced", "code": 1, "metric": "sad",
                                         "arms": ["ori-single", "ori-tt"], "diff": -2.5, "relative": -0.2,
                                         "ci95": [-3.0, -2.0], "n_images": 16, "n_seeds": 3},

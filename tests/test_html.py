@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from gfm.core.config import ConfigError, load_params, to_dict
 from gfm.report import html as reports
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
@@ -160,6 +165,76 @@ def test_build_site_reads_every_input(tmp_path):
     text = index.read_text()
     assert 'href="../paper/table4.html"' in text and "<td>bf16</td>" in text and "reproduced: <b>1</b>" in text
     assert "<svg" in text and 'href="06_paper.html"' in text
+
+
+def _grid_inputs(root):
+    """What the html stage reads after a profile switch: the stage pages, metrics and run folders of
+    experiments ``a`` and ``a-b`` (a name that starts with another) and of ``c``, left over."""
+    notebooks, metrics, models = root / "reports" / "notebooks", root / "metrics", root / "models"
+    notebooks.mkdir(parents=True)
+    _executed_notebook(notebooks / "01_download.ipynb")
+    (metrics / "train").mkdir(parents=True)
+    (metrics / "run").mkdir()
+    (metrics / "run" / "01_download.json").write_text(json.dumps({"commit": "abc123", "wall_s": 2.0}))
+    for k, experiment in enumerate(("a", "a-b", "c")):
+        _executed_notebook(notebooks / f"04_train_{experiment}.ipynb")
+        (metrics / "train" / f"{experiment}.json").write_text(json.dumps({"loss_total": 1.5 + k}))
+        (metrics / "train" / f"{experiment}_losses.csv").write_text("step,s0\n1,2.0\n")
+        (metrics / "run" / f"04_train_{experiment}.json").write_text(json.dumps({"commit": f"c0ffee{k}"}))
+        run = models / experiment / "s0"
+        run.mkdir(parents=True)
+        (run / "losses.csv").write_text("step,total\n1,2.0\n2,1.0\n")
+        (run / "train_summary.json").write_text(json.dumps({"device": f"cpu{k}", "seconds": 12.0}))
+    return notebooks, metrics, models
+
+
+def _grid_params(root, experiments):
+    """The repository's params.yaml with ``experiments`` (copies of ori-tt) as its grid, at ``root``."""
+    raw = to_dict(load_params(ROOT / "params.yaml"))
+    raw["train"]["experiments"] = {e: raw["train"]["experiments"]["ori-tt"] for e in experiments}
+    raw["evaluate"].update(experiments=list(experiments), table6_model=experiments[0])
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    return root / "params.yaml"
+
+
+def test_site_leaves_out_experiments_of_another_profile(tmp_path, capsys):
+    notebooks, metrics, models = _grid_inputs(tmp_path)
+    out = tmp_path / "reports" / "html"
+    assert reports.main([str(notebooks), str(out), "--metrics", str(metrics), "--models", str(models),
+                         "--params", str(_grid_params(tmp_path, ["a", "a-b"]))]) == 0
+    assert capsys.readouterr().out == f"{out / 'index.html'}: 3 report(s)\n"
+    assert sorted(p.name for p in out.glob("*.html")) == ["01_download.html", "04_train_a-b.html",
+                                                         "04_train_a.html", "index.html"]
+    text = (out / "index.html").read_text()
+    for shown in ('href="04_train_a.html"', 'href="04_train_a-b.html"', "train/a.json", "train/a-b.json",
+                  "run/04_train_a-b.json", "run/01_download.json", "<td>c0ffee1</td>", "<td>cpu1</td>",
+                  "a s0: total loss", "a-b s0: total loss"):
+        assert shown in text, f"{shown} is missing from the index"
+    folders = ", ".join(p.as_posix() for p in (metrics / "run", metrics / "train", models, notebooks))
+    assert f"<p>Not shown, left over from another profile's run: c ({folders})</p>" in text
+    assert "04_train_c" not in text and "train/c.json" not in text and "c0ffee2" not in text
+    assert "cpu2" not in text and "c s0: total loss" not in text
+    # the name is matched whole: a grid of a alone leaves a-b out
+    assert sorted(reports.collect_metrics(metrics, experiments=["a"])) == [
+        (metrics / name).as_posix() for name in ("run/01_download.json", "run/04_train_a.json", "train/a.json")]
+    assert list(reports.collect_run_files(models, experiments=["a"])) == [
+        (models / "a/s0/train_summary.json").as_posix()]
+    assert [name for name, _ in reports.loss_plots_svg(models, experiments=["a"])] == [
+        (models / "a/s0/losses.csv").as_posix()]
+    # without a grid, every experiment is shown and nothing is said to be left out
+    text = reports.build_site(notebooks, tmp_path / "all", metrics_dir=metrics, models_dir=models).read_text()
+    assert all(f'href="04_train_{e}.html"' in text and f"train/{e}.json" in text and f"{e} s0: total loss" in text
+               for e in ("a", "a-b", "c"))
+    assert "Not shown" not in text
+
+
+def test_a_bad_params_file_is_named(tmp_path):
+    notebooks, metrics, models = _grid_inputs(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [not, a, mapping\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        reports.main([str(notebooks), str(tmp_path / "html"), "--params", str(bad)])
+    assert not (tmp_path / "html").exists()
 
 
 def _maths_notebook(path, *more_cells):

@@ -18,9 +18,10 @@ import yaml  # noqa: E402
 
 from gfm.core.config import parse_params  # noqa: E402
 from gfm.core.io import write_bytes, write_json, write_text  # noqa: E402
-from gfm.report import stage  # noqa: E402
+from gfm.report import results, stage  # noqa: E402
 from gfm.report import stats as st  # noqa: E402
 from test_report_inputs import PNG_1PX, write_evaluation  # noqa: E402
+from test_report_results import finished_project  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_paper.ipynb"
@@ -40,7 +41,7 @@ def synthetic_run(root: Path, *, compose_figures: bool = False) -> tuple:
     raw["report"] = {"out": str(paths["report"]), "metrics_dir": str(paths["metrics"]),
                      "findings_out": str(paths["metrics"] / "findings.json"),
                      "headline_out": str(paths["metrics"] / "headline.json"),
-                     "paper_profile": str(ROOT / "profiles" / "paper.yaml")}
+                     "paper_profile": str(ROOT / "profiles" / "paper.yaml"), "results": str(root / "results")}
     for item in raw["train"]["experiments"].values():
         item["data"] = str(paths["datasets"] / "am2k" / "train") if item["track"] == "ori" \
             else str(paths["compose"] / item["track"])
@@ -67,6 +68,7 @@ def synthetic_run(root: Path, *, compose_figures: bool = False) -> tuple:
     write_bytes(paths["evaluate"] / "figures" / "decoders_ori-tt.png", PNG_1PX)
     if compose_figures:
         write_bytes(paths["compose"] / "figures" / "routes.png", PNG_1PX)
+    results.save(finished_project(root / "study-checkout"), root / "results" / "study")
     return params, raw
 
 
@@ -89,6 +91,28 @@ def test_run_writes_every_table_figure_and_findings(built):
     assert set(report.figures) == {"forest", "training_curves", "domain_gap", "comp_track"} and not report.not_drawn
     detail = json.loads((out / "findings.json").read_text())
     assert detail["claims"]["two_decoders"]["comparisons"]                # every comparison, in the report folder
+    assert "committed_study.csv" in names and "committed_study.html" in names
+
+
+def test_committed_runs_beside_this_run(built, monkeypatch):
+    root, params, report, _ = built
+    (run, verdicts), = report.committed
+    assert run.name == "study" and run.folder == root / "results" / "study"
+    assert list(verdicts.columns) == ["claim", "kind", "this run (sample)", "study (committed)", "change"]
+    assert list(verdicts["claim"]) == list(report.findings["claims"])     # this run's claims first, in order
+    two = verdicts.set_index("claim").loc["two_decoders"]
+    assert two["this run (sample)"].startswith("reproduced") and two["study (committed)"].startswith("reproduced")
+    assert two["change"] == "same"
+    written = pd.read_csv(report.out / "committed_study.csv")
+    assert list(written["change"]) == list(verdicts["change"])
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects: shown.extend(objects))
+    report.show_committed()
+    texts = [getattr(o, "data", "") for o in shown if type(o).__name__ == "Markdown"]
+    assert str(run.folder) in texts[0] and "profile sample" in texts[0] and "table4" in texts[1]
+    frames = [o for o in shown if isinstance(o, pd.DataFrame)]
+    assert frames[0] is verdicts and list(frames[1]["experiment"]) == ["ori-tt"]    # the committed run's own rows
+    assert sum(type(o).__name__ == "Image" for o in shown) == 1                      # its forest plot
 
 
 def test_metrics_findings_json(built):

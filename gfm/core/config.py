@@ -401,6 +401,8 @@ class ReportConfig:
     headline_out: str = knob(_PATH, "metrics/headline.json", doc="verdict counts and each model's SAD: the only "
                                                                   "file dvc.yaml declares under metrics")
     matte_images: int = knob(_POSITIVE, 3, doc="images cut out by 07_matte")
+    results: str = knob(_PATH, "results", doc="committed runs of other profiles (gfm.report.results), "
+                                               "shown beside this run by 06_paper")
 
 
 @dataclass(frozen=True, kw_only=True)

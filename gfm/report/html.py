@@ -16,6 +16,11 @@ The index (:func:`build_reports`) shows the headline findings (``metrics/finding
 summary and the findings table of ``reports/paper/findings.csv``), links to every table and figure
 of ``reports/paper``, the run details (commit, CPU, device, precision, torch, wall time) read from
 the stages' metrics and run files, and every metric and training curve.
+
+Given the run's experiments (``--params``: ``train.experiments``), the site leaves out what other
+experiments left behind -- DVC never deletes the outputs of a stage that is no longer in the
+pipeline, so after a profile switch the other grid's training pages, metrics and run folders stay --
+and the index names them in one line.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 from xml.etree.ElementTree import tostring
 
 import nbformat
@@ -38,11 +43,12 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import Preprocessor
 from traitlets.config import Config
 
+from gfm.core.config import load_params
 from gfm.core.io import write_text
 
-__all__ = ["TEMPLATES", "HIDDEN_CELL_TAGS", "RUN_FIELDS", "notebook_to_html", "build_reports", "build_site", "main",
-           "collect_metrics", "collect_run_files", "run_details", "loss_plots_svg", "OfflineHTMLExporter",
-           "MathMLRenderer", "HidePlumbing"]
+__all__ = ["TEMPLATES", "HIDDEN_CELL_TAGS", "RUN_FIELDS", "TRAIN_PAGE", "TRAIN_METRICS", "notebook_to_html",
+           "build_reports", "build_site", "main", "collect_metrics", "collect_run_files", "run_details",
+           "loss_plots_svg", "OfflineHTMLExporter", "MathMLRenderer", "HidePlumbing"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Cells left off the pages: papermill's parameter cells (the notebook's defaults and the injected values).
@@ -51,6 +57,10 @@ HIDDEN_CELL_TAGS = ("parameters", "injected-parameters")
 RUN_FIELDS = {"commit": ("commit", "git_commit", "git"), "CPU": ("cpu",), "device": ("device",),
               "precision": ("precision",), "torch": ("torch", "torch_version"),
               "wall time (s)": ("wall_s", "wall_time_s", "seconds", "time_s", "elapsed_s")}
+#: What experiment e's training stage (dvc.yaml's ``train@<e>``) leaves: the page and run file
+#: ``04_train_<e>`` (``reports/notebooks``, ``metrics/run``), ``<metrics>/train/<e>.json``
+#: (``train.metrics_dir``) and the run folders ``<train.out>/<e>/``.
+TRAIN_PAGE, TRAIN_METRICS = "04_train_", "train"
 _FINDINGS_COLUMNS = ("id", "kind", "claim", "arms", "diff", "ci95", "relative", "n_images", "n_seeds", "verdict")
 _STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
@@ -83,7 +93,8 @@ def notebook_to_html(notebook: str | Path, out: str | Path, *, nav: str = "") ->
 
 def build_reports(notebooks: Sequence[str | Path], html_dir: str | Path, *, title: str = "gfm-companion reports",
                   metrics: Mapping | None = None, plots: Sequence[tuple[str, str]] | None = None,
-                  paper_dir: str | Path | None = None, run_files: Mapping | None = None) -> Path:
+                  paper_dir: str | Path | None = None, run_files: Mapping | None = None,
+                  left_over: Mapping[str, Sequence[str]] | None = None) -> Path:
     """Convert each executed notebook into ``html_dir`` and write ``html_dir/index.html``.
 
     Parameters
@@ -102,6 +113,9 @@ def build_reports(notebooks: Sequence[str | Path], html_dir: str | Path, *, titl
         it is linked (relative links).
     run_files : mapping, optional
         ``{path: content}`` of other run-detail JSON files (:func:`collect_run_files`).
+    left_over : mapping, optional
+        ``{experiment: folders}`` of the experiments left out because they are not in this run's
+        grid (:func:`build_site`); the index names them in one line.
 
     Returns the index path.
     """
@@ -111,6 +125,7 @@ def build_reports(notebooks: Sequence[str | Path], html_dir: str | Path, *, titl
         notebook_to_html(notebook, html_dir / href, nav=_nav(pages, current=name))
     metrics = dict(metrics or {})
     sections = [_nav(pages, current="index"), f"<h1>{html.escape(title)}</h1>",
+                *([_left_over_note(left_over)] if left_over else []),
                 _headline(metrics, paper_dir), _paper_links(paper_dir, html_dir),
                 _run_table(run_details({**metrics, **dict(run_files or {})})),
                 _stage_list(pages), _metrics_table(metrics), _plots(plots or [])]
@@ -120,21 +135,29 @@ def build_reports(notebooks: Sequence[str | Path], html_dir: str | Path, *, titl
 
 
 def build_site(notebooks_dir: str | Path, out: str | Path, *, metrics_dir: str | Path = "metrics",
-               models_dir: str | Path = "artifacts/models", paper_dir: str | Path | None = None) -> Path:
+               models_dir: str | Path = "artifacts/models", paper_dir: str | Path | None = None,
+               experiments: Iterable[str] | None = None) -> Path:
     """HTML of every executed notebook in ``notebooks_dir`` plus the index, into ``out`` -> index path.
 
     ``paper_dir`` default: ``<out>/../paper`` (``reports/paper`` beside ``reports/html``).
+    ``experiments``: this run's grid (``train.experiments``; None: show everything). The training
+    pages, metrics and run folders of any other experiment (:data:`TRAIN_PAGE`) are left out, and the
+    index names them.
     """
     notebooks = sorted(Path(notebooks_dir).glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"{notebooks_dir}: no executed notebooks")
+    grid = None if experiments is None else frozenset(experiments)
     paper_dir = Path(out).parent / "paper" if paper_dir is None else Path(paper_dir)
-    return build_reports(notebooks, out, metrics=collect_metrics(metrics_dir), plots=loss_plots_svg(models_dir),
-                         paper_dir=paper_dir, run_files=collect_run_files(models_dir))
+    return build_reports(_in_grid(notebooks, _page_experiment, grid), out,
+                         metrics=collect_metrics(metrics_dir, experiments=grid),
+                         plots=loss_plots_svg(models_dir, experiments=grid), paper_dir=paper_dir,
+                         run_files=collect_run_files(models_dir, experiments=grid),
+                         left_over=None if grid is None else _left_over(notebooks_dir, metrics_dir, models_dir, grid))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gfm.report.html NOTEBOOK_DIR OUT_DIR``: the ``html`` stage."""
+    """``python -m gfm.report.html NOTEBOOK_DIR OUT_DIR [--params params.yaml]``: the ``html`` stage."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m gfm.report.html", description=build_site.__doc__)
@@ -144,25 +167,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="artifacts/models",
                         help="folder of training runs with losses.csv (default: artifacts/models)")
     parser.add_argument("--paper", default=None, help="the paper report's folder (default: OUT_DIR/../paper)")
+    parser.add_argument("--params", default=None,
+                        help="params.yaml of this run: only the experiments of its train.experiments are shown "
+                             "(default: every experiment found)")
     args = parser.parse_args(argv)
+    experiments = None if args.params is None else list(load_params(args.params).train.experiments)
     index = build_site(args.notebooks, args.out, metrics_dir=args.metrics, models_dir=args.models,
-                       paper_dir=args.paper)
-    print(f"{index}: {len(list(Path(args.notebooks).glob('*.ipynb')))} report(s)")
+                       paper_dir=args.paper, experiments=experiments)
+    pages = _in_grid(Path(args.notebooks).glob("*.ipynb"), _page_experiment, experiments)
+    print(f"{index}: {len(pages)} report(s)")
     return 0
 
 
-def collect_metrics(metrics_dir: str | Path = "metrics") -> dict:
-    """Every JSON metrics file under ``metrics_dir`` as {path: content} (what ``dvc metrics show`` reads).
+def collect_metrics(metrics_dir: str | Path = "metrics", *, experiments: Iterable[str] | None = None) -> dict:
+    """Every JSON metrics file under ``metrics_dir`` as {path: content} (what ``dvc metrics show`` reads);
+    with ``experiments``, none of another experiment's training stage (:data:`TRAIN_PAGE`).
 
     Read from the files rather than through ``dvc metrics show``, which cannot run while ``dvc
     repro`` holds the repository lock (the report stage builds this page inside a repro).
     """
-    return {path.as_posix(): _read_json(path) for path in sorted(Path(metrics_dir).rglob("*.json"))}
+    root = Path(metrics_dir)
+    paths = _in_grid(sorted(root.rglob("*.json")), lambda path: _metrics_experiment(path, root), experiments)
+    return {path.as_posix(): _read_json(path) for path in paths}
 
 
-def collect_run_files(models_dir: str | Path = "artifacts/models") -> dict:
-    """The training runs' ``train_summary.json`` under ``models_dir`` ({path: content}): run details."""
-    return {path.as_posix(): _read_json(path) for path in sorted(Path(models_dir).rglob("train_summary.json"))}
+def collect_run_files(models_dir: str | Path = "artifacts/models", *, experiments: Iterable[str] | None = None) -> dict:
+    """The training runs' ``train_summary.json`` under ``models_dir`` ({path: content}): run details;
+    with ``experiments``, only those of their run folders."""
+    root = Path(models_dir)
+    paths = _in_grid(sorted(root.rglob("train_summary.json")), lambda path: _run_experiment(path, root), experiments)
+    return {path.as_posix(): _read_json(path) for path in paths}
 
 
 def run_details(sources: Mapping[str, Mapping]) -> list[dict]:
@@ -183,18 +217,21 @@ def run_details(sources: Mapping[str, Mapping]) -> list[dict]:
     return rows or [{"source": "unknown", **{heading: "unknown" for heading in RUN_FIELDS}}]
 
 
-def loss_plots_svg(models_dir: str | Path = "artifacts/models", y: str = "total") -> list[tuple[str, str]]:
+def loss_plots_svg(models_dir: str | Path = "artifacts/models", y: str = "total", *,
+                   experiments: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """The training curves that ``dvc plots show`` draws (``losses.csv``, x = step), as SVG.
 
     One Vega-Lite line chart per training run (``<experiment>/s<seed>/losses.csv``, or the legacy
-    ``<experiment>/losses.csv``), rendered offline with vl-convert.
+    ``<experiment>/losses.csv``), rendered offline with vl-convert; with ``experiments``, only
+    their runs.
     """
     import pandas as pd
     import vl_convert
 
     plots = []
     root = Path(models_dir)
-    for csv in sorted([*root.glob("*/losses.csv"), *root.glob("*/s*/losses.csv")]):
+    csvs = sorted([*root.glob("*/losses.csv"), *root.glob("*/s*/losses.csv")])
+    for csv in _in_grid(csvs, lambda path: _run_experiment(path, root), experiments):
         table = pd.read_csv(csv)
         if table.empty or "step" not in table or y not in table:
             continue
@@ -345,6 +382,47 @@ def _kept_output(output):
     return output
 
 
+def _in_grid(paths: Iterable[Path], experiment_of: Callable[[Path], str | None],
+             experiments: Iterable[str] | None) -> list[Path]:
+    """``paths`` without the files of experiments outside ``experiments`` (None: every file kept);
+    ``experiment_of`` names a file's experiment, None for a file of no training stage."""
+    if experiments is None:
+        return list(paths)
+    kept = {*experiments, None}
+    return [path for path in paths if experiment_of(path) in kept]
+
+
+def _page_experiment(path: Path) -> str | None:
+    """``04_train_<e>.ipynb`` (or its run file ``04_train_<e>.json``) -> e."""
+    stem = Path(path).stem
+    return stem[len(TRAIN_PAGE):] if stem.startswith(TRAIN_PAGE) else None
+
+
+def _metrics_experiment(path: Path, root: Path) -> str | None:
+    """``<root>/train/<e>.json`` or ``<root>/run/04_train_<e>.json`` -> e."""
+    relative = Path(path).relative_to(root)
+    return relative.stem if relative.parent == Path(TRAIN_METRICS) else _page_experiment(relative)
+
+
+def _run_experiment(path: Path, root: Path) -> str | None:
+    """A file of the run folders ``<root>/<e>/...`` -> e."""
+    parts = Path(path).relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def _left_over(notebooks_dir, metrics_dir, models_dir, grid: frozenset) -> dict[str, list[str]]:
+    """{experiment outside ``grid``: the folders that hold its training pages, metrics or run folders}."""
+    notebooks_dir, metrics_dir, models_dir = Path(notebooks_dir), Path(metrics_dir), Path(models_dir)
+    found = [*((_page_experiment(path), notebooks_dir) for path in notebooks_dir.glob("*.ipynb")),
+             *((_metrics_experiment(path, metrics_dir), path.parent) for path in metrics_dir.rglob("*.json")),
+             *((_run_experiment(path, models_dir), models_dir) for path in models_dir.glob("*/*"))]
+    left: dict[str, set[str]] = {}
+    for experiment, folder in found:
+        if experiment is not None and experiment not in grid:
+            left.setdefault(experiment, set()).add(folder.as_posix())
+    return {experiment: sorted(folders) for experiment, folders in sorted(left.items())}
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -367,6 +445,13 @@ def _nav(pages, current: str) -> str:
     items = [f"<b>{html.escape(name)}</b>" if name == current
              else f'<a href="{html.escape(href)}">{html.escape(name)}</a>' for name, href in links]
     return f'<nav class="gfm-nav">{" ".join(items)}</nav>'
+
+
+def _left_over_note(left_over: Mapping[str, Sequence[str]]) -> str:
+    """The one line naming the experiments left out (see :func:`build_site`) and where they lie."""
+    folders = sorted({folder for found in left_over.values() for folder in found})
+    return (f"<p>Not shown, left over from another profile's run: {html.escape(', '.join(left_over))} "
+            f"({html.escape(', '.join(folders))})</p>")
 
 
 def _headline(metrics: Mapping, paper_dir) -> str:

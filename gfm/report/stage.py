@@ -13,6 +13,9 @@ draws the report's own figures (gfm.report.figures, the forest plot) and lists t
 * ``report.findings_out`` (``metrics/findings.json``): verdicts as words and numbers.
 * ``report.headline_out`` (``metrics/headline.json``): verdict counts and each model's SAD, the
   pipeline's one declared metrics file (what ``dvc metrics show`` / ``dvc exp show`` print).
+
+The committed runs under ``report.results`` (gfm.report.results: e.g. the study profile's) are read
+back and set beside this run's findings, claim by claim (``committed_<name>`` CSV + HTML).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from gfm.core.figures import save_figure
 from gfm.core.io import atomic_dir, write_json
 from gfm.evaluate.fusions import fusion_table
 from gfm.report import experiments as ex
-from gfm.report import figures, findings, inputs, stats, summaries, table6, tables
+from gfm.report import figures, findings, inputs, results, stats, summaries, table6, tables
 from gfm.report.numbers import paper_numbers, paper_values
 from gfm.report.render import save_frame
 
@@ -67,6 +70,9 @@ class PaperReport:
         Both hybrid fusions per benchmark and experiment (gfm.evaluate.fusions.fusion_table).
     protocol : dict
         How the evaluate stage tested (``<evaluate.out>/protocol.json``; {} when not written).
+    committed : list
+        ``(run, verdicts)`` per committed run of ``report.results``: the gfm.report.results.CommittedRun
+        and its verdicts beside this run's (written as ``committed_<name>``).
     """
 
     out: Path
@@ -83,6 +89,7 @@ class PaperReport:
     seconds: float
     fusions: pd.DataFrame = field(default_factory=pd.DataFrame)
     protocol: dict = field(default_factory=dict)
+    committed: list = field(default_factory=list)
 
     def show_figure(self, name: str) -> None:
         """Display the report's figure ``name`` (a PNG of :attr:`out`), or why it was not drawn."""
@@ -92,6 +99,23 @@ class PaperReport:
             display(Image(filename=str(self.figures[name])))
         else:
             display(Markdown(f"*{self.not_drawn.get(name, f'no figure {name!r}')}*"))
+
+    def show_committed(self) -> None:
+        """Display each committed run: what, where and how long it ran, its verdicts beside this run's,
+        its Tables 4 and 5 and its forest plot; or that there is none."""
+        from IPython.display import Image, Markdown, display
+
+        if not self.committed:
+            display(Markdown("*no committed runs (`report.results`)*"))
+        for run, verdicts in self.committed:
+            display(Markdown(f"### `{run.folder}`\n\n{run.describe()}."), verdicts)
+            for name in ("table4", "table5"):
+                rows = run.run_rows(name)
+                if rows is not None:
+                    display(Markdown(f"**{run.name}: {name}, its rows** (`{run.paper / name}.csv`)"), rows)
+            forest = run.figure("forest")
+            if forest is not None:
+                display(Markdown(f"**{run.name}: forest plot**"), Image(filename=str(forest)))
 
     def show_stage_figures(self, stage: str) -> None:
         """Display the figures stage ``stage`` (bg20k, compose, evaluate) drew, each with its
@@ -147,6 +171,9 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     best = table6.table6_best(table6_grid, numbers=numbers, data=data)
     result = findings.judge_outputs(evidence, grid, n_boot=n_boot, seed=seed, numbers=paper_values(numbers))
     claims = findings.findings_table(result)
+    committed = [(run, results.comparison_table(result, run.findings, (f"this run ({params.profile})",
+                                                                       f"{run.name} (committed)")))
+                 for run in results.discover(cfg.results)]
     overview = tables.overview(summary, data=data)
 
     drawers = {
@@ -161,6 +188,9 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
         save_frame(overview, tmp, "overview", title="This run's experiments and the paper's rows")
         for table in built.values():
             table.save(tmp)
+        for run, verdicts in committed:
+            save_frame(verdicts, tmp, f"committed_{run.name}",
+                       title=f"Verdicts: this run beside the committed run {run.folder} ({run.describe()})")
         save_frame(best, tmp, "table6_best", title="Table 6: the best settings, the paper's and this run's")
         save_frame(fusions, tmp, "fusions", title="The hybrid test's two fusions: official (the released code's) "
                                                   "and upsampled; difference = upsampled - official")
@@ -181,4 +211,4 @@ def run(params, *, n_boot: int = stats.N_BOOT, seed: int = 0) -> PaperReport:
     return PaperReport(out=out, data=data, overview=overview, numbers=numbers, tables=built, table6_best=best,
                        findings=result, findings_table=claims, figures=drawn, not_drawn=not_drawn,
                        stage_figures=stage_figures, seconds=time.perf_counter() - start, fusions=fusions,
-                       protocol=protocol)
+                       protocol=protocol, committed=committed)
