@@ -27,9 +27,10 @@ from gfm.core.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_CODE = "https://github.com/JizhiziLi/GFM"
-#: The dvc.yaml ``html`` stage's command (report.out = reports, train.out = artifacts/models).
+#: The dvc.yaml ``html`` stage's command (report.out = reports, train.out = artifacts/models), without its
+#: ``--params params.yaml``: the scratch site has no params.yaml, and its pages are exactly one grid's.
 HTML_STAGE = ("-m", "gfm.report.html", "reports/notebooks", "reports/html", "--metrics", "metrics",
-              "--models", "artifacts/models", "--params", "params.yaml")
+              "--models", "artifacts/models")
 FINDINGS = {"claims": {"two_decoders": {"kind": "paper", "verdict": "reproduced", "code": 1, "metric": "sad",
                                         "arms": ["ori-single", "ori-tt"], "diff": -2.5, "relative": -0.2,
                                         "ci95": [-3.0, -2.0], "n_images": 16, "n_seeds": 3},
