@@ -192,6 +192,8 @@ ERRORS = [
     (_set("train.input_size", 100), "train.input_size", "multiple of 32"),
     (_set("train.lr", 0), "train.lr", "must be > 0"),
     (_set("train.workers", -1), "train.workers", "must be >= 0"),
+    (_set("train.parallel", 0), "train.parallel", "must be >= 1"),
+    (_set("train.threads", 0), "train.parallel", "runs at once need a fixed train.threads"),
     (_set("train.official_loss", ["gist_kernel", "bogus"]), "train.official_loss[1]", "must be one of"),
     (_set("data.source", "web"), "data.source", "must be one of embedded, real"),
     (_set("data.real_sources", "am2k,imagenet"), "data.real_sources[1]", "must be one of"),

@@ -110,7 +110,7 @@ def test_save_refuses_absolute_paths(tmp_path):
 
 @pytest.mark.parametrize("problem, match", [
     ("no_run", r"run\.json: missing; not a results folder"),
-    ("bad_json", r"run\.json: not JSON"),
+    ("bad_json", r"run\.json: not valid JSON"),
     ("no_files", r"run\.json: no 'files' with 'findings' and 'paper'"),
     ("no_findings", r"metrics/findings\.json: missing"),
     ("no_claims", r"metrics/findings\.json: no 'claims' mapping"),

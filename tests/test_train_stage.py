@@ -43,6 +43,26 @@ def trained(world, tmp_path_factory):
     return params, stage.run(params, "tiny", progress=False)
 
 
+def test_parallel_runs_train_the_same_weights_as_one_after_another(world, tmp_path):
+    """train.parallel runs seeds in processes of their own on train.threads threads: only the wall
+    time changes, not the weights, the losses or the recorded thread count."""
+    results = {}
+    for parallel in (1, 2):
+        out = tmp_path / f"parallel{parallel}"
+        params = tiny_params(world, out / "models", train={"seeds": [0, 1], "threads": 1, "parallel": parallel,
+                                                           "n_preview": 1, "metrics_dir": str(out / "metrics")},
+                             epochs=2, steps_per_epoch=2)
+        results[parallel] = stage.run(params, "tiny", progress=False).runs
+    assert list(results[1]) == list(results[2]) == ["tiny-s0", "tiny-s1"]
+    for name, one_by_one in results[1].items():
+        at_once = results[2][name]
+        first, second = one_by_one.model.state_dict(), at_once.model.state_dict()
+        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), name
+        pd.testing.assert_frame_equal(one_by_one.history, at_once.history)
+        assert one_by_one.summary["threads"] == at_once.summary["threads"] == 1
+    assert torch.get_num_threads() == 1                   # the caller's count (conftest's one_thread) is back
+
+
 def test_run_trains_every_seed_into_its_run_folder(trained):
     params, result = trained
     assert list(result.runs) == ["tiny-s0", "tiny-s1"]

@@ -334,6 +334,17 @@ class TrainStageConfig:
     ema: float = knob(Float(0.0, 1.0, max_open=True), 0.0,
                        doc="decay of an exponential moving average of the weights, saved as the model (0: off, "
                            "the paper's last weights)")
+    threads: int = knob(Int(min=0), 0,
+                        doc="intra-op CPU threads of each training run (0: PyTorch's default, the machine's cores; "
+                            "the trained weights depend on it, so a fixed count keeps them the same across machines)")
+    parallel: int = knob(_POSITIVE, 1,
+                         doc="runs (seeds) of a train stage trained at once, each in its own process (CPU only; "
+                             "1: one after another); the weights do not depend on it")
+
+    def _validate(self) -> Iterator[tuple[str, str]]:
+        if self.parallel > 1 and not self.threads:
+            yield "parallel", (f"{self.parallel} runs at once need a fixed train.threads (>= 1), got 0: PyTorch's "
+                               f"default count would then depend on how the processes share the cores")
 
     def metrics_path(self, experiment: str) -> str:
         return posixpath.join(self.metrics_dir, f"{experiment}.json")

@@ -26,7 +26,6 @@ and the index names them in one line.
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
@@ -45,6 +44,7 @@ from traitlets.config import Config
 
 from gfm.core.config import load_params
 from gfm.core.io import write_text
+from gfm.report.inputs import read_json
 
 __all__ = ["TEMPLATES", "HIDDEN_CELL_TAGS", "RUN_FIELDS", "TRAIN_PAGE", "TRAIN_METRICS", "notebook_to_html",
            "build_reports", "build_site", "main", "collect_metrics", "collect_run_files", "run_details",
@@ -188,7 +188,7 @@ def collect_metrics(metrics_dir: str | Path = "metrics", *, experiments: Iterabl
     """
     root = Path(metrics_dir)
     paths = _in_grid(sorted(root.rglob("*.json")), lambda path: _metrics_experiment(path, root), experiments)
-    return {path.as_posix(): _read_json(path) for path in paths}
+    return {path.as_posix(): read_json(path) for path in paths}
 
 
 def collect_run_files(models_dir: str | Path = "artifacts/models", *, experiments: Iterable[str] | None = None) -> dict:
@@ -196,7 +196,7 @@ def collect_run_files(models_dir: str | Path = "artifacts/models", *, experiment
     with ``experiments``, only those of their run folders."""
     root = Path(models_dir)
     paths = _in_grid(sorted(root.rglob("train_summary.json")), lambda path: _run_experiment(path, root), experiments)
-    return {path.as_posix(): _read_json(path) for path in paths}
+    return {path.as_posix(): read_json(path) for path in paths}
 
 
 def run_details(sources: Mapping[str, Mapping]) -> list[dict]:
@@ -421,13 +421,6 @@ def _left_over(notebooks_dir, metrics_dir, models_dir, grid: frozenset) -> dict[
         if experiment is not None and experiment not in grid:
             left.setdefault(experiment, set()).add(folder.as_posix())
     return {experiment: sorted(folders) for experiment, folders in sorted(left.items())}
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def _title(nb, path: Path) -> str:

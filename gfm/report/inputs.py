@@ -71,11 +71,16 @@ def load_metrics(metrics_dir: str | Path = "metrics",
     for name in names:
         path = Path(metrics_dir) / f"{name}.json"
         if path.is_file():
-            try:
-                found[name] = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as error:
-                raise ValueError(f"{path}: not valid JSON ({error})") from error
+            found[name] = read_json(path)
     return found
+
+
+def read_json(path: str | Path):
+    """The content of the JSON file ``path``; a ValueError naming the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as error:                           # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def read_csv(path: str | Path) -> pd.DataFrame | None:
@@ -173,10 +178,7 @@ def stage_figures(stage_out: str | Path) -> list[tuple[str, Path]]:
         return []
     captions = {}
     if (folder / FIGURE_INDEX).is_file():
-        try:
-            entries = json.loads((folder / FIGURE_INDEX).read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise ValueError(f"{folder / FIGURE_INDEX}: not valid JSON ({error})") from error
+        entries = read_json(folder / FIGURE_INDEX)
         captions = {str(e["file"]): str(e["caption"]) for e in entries if isinstance(e, Mapping)
                     and e.get("file") and e.get("caption")}
     return [(captions.get(path.name, _caption(path)), path) for path in sorted(folder.glob("*.png"))]
@@ -185,12 +187,7 @@ def stage_figures(stage_out: str | Path) -> list[tuple[str, Path]]:
 def protocol(evaluation_dir: str | Path) -> dict:
     """``<evaluation_dir>/protocol.json`` (how the evaluate stage tested), or {} when not written."""
     path = Path(evaluation_dir) / PROTOCOL
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    return read_json(path) if path.is_file() else {}
 
 
 def other_benchmarks(evaluation_dir: str | Path) -> dict[str, dict]:

@@ -19,7 +19,6 @@ side, claim by claim (the paper report and ``benchmarks/stability.py``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import pandas as pd
 
 from gfm.core.config import load_params
 from gfm.core.io import atomic_dir, write_json
+from gfm.report.inputs import read_json
 
 __all__ = ["RUN_FILE", "CHANGES", "CommittedRun", "save", "load", "discover", "compare", "comparison_table",
            "brief", "main"]
@@ -101,10 +101,11 @@ def save(project: str | Path, out: str | Path, *, wall_s: float | None = None, s
         if not (project / paths[key]).exists():
             raise FileNotFoundError(f"{project / paths[key]}: missing; run the pipeline to the end first "
                                     f"(`dvc repro`) before saving its results")
-    stages = _stage_runs(project / paths["metrics"] / "run", started_at)
+    records = {path.stem: _read_json(path, "") for path in sorted((project / paths["metrics"] / "run").glob("*.json"))}
+    stages = _stage_runs(records, started_at)
     run = {"name": out.name, "profile": params.profile, "commit": _commit(project, outputs=(paths["metrics"], params.report.out)), "command": command,
            "started_at": started_at, "finished_at": max((s["finished_at"] for s in stages.values()), default=None),
-           "wall_s": wall_s, "machine": _machine(project / paths["metrics"] / "run", stages),
+           "wall_s": wall_s, "machine": _machine(records, stages),
            "precision": _precision(project / paths["metrics"] / "train", list(params.train.experiments)),
            "seeds": list(params.train.seeds), "experiments": list(params.train.experiments),
            "stages": stages, "files": paths}
@@ -202,37 +203,32 @@ def main(argv: list[str] | None = None) -> int:
 def _read_json(path: Path, why: str) -> dict:
     if not path.is_file():
         raise ValueError(f"{path}: missing; {why}")
-    try:
-        content = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not JSON ({error})") from None
+    content = read_json(path)
     if not isinstance(content, dict):
         raise ValueError(f"{path}: expected a JSON object, found {type(content).__name__}")
     return content
 
 
-def _stage_runs(run_dir: Path, started_at: str | None) -> dict:
-    """``{notebook: {wall_s, finished_at, commit, this_repro}}`` from the runner's ``metrics/run/*.json``."""
+def _stage_runs(records: Mapping[str, Mapping], started_at: str | None) -> dict:
+    """``{notebook: {wall_s, finished_at, commit, this_repro}}`` from the runner's records (``metrics/run/*.json``)."""
     start = datetime.fromisoformat(started_at) if started_at else None
     stages = {}
-    for path in sorted(run_dir.glob("*.json")):
-        record = _read_json(path, "")
+    for name, record in records.items():
         finished = record.get("finished_at")
-        stages[path.stem] = {"wall_s": record.get("wall_s"), "finished_at": finished, "commit": record.get("commit"),
+        stages[name] = {"wall_s": record.get("wall_s"), "finished_at": finished, "commit": record.get("commit"),
                              "this_repro": None if start is None or not finished
                              else datetime.fromisoformat(finished) >= start}
     return stages
 
 
-def _machine(run_dir: Path, stages: Mapping) -> dict:
+def _machine(records: Mapping[str, Mapping], stages: Mapping) -> dict:
     """The machine the stages of this repro ran on (the newest stage record's, as the runner wrote it)."""
     keys = ("cpu", "cpu_flags", "native_bf16", "cores", "torch", "python")
     ran = [name for name, s in stages.items() if s["this_repro"] is not False and s["finished_at"]]
     if not ran:
         return {}
     newest = max(ran, key=lambda name: stages[name]["finished_at"])
-    record = _read_json(run_dir / f"{newest}.json", "")
-    return {key: record.get(key) for key in keys}
+    return {key: records[newest].get(key) for key in keys}
 
 
 def _precision(train_dir: Path, experiments: list[str]) -> dict:

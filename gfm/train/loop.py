@@ -112,6 +112,7 @@ class TrainConfig:
     on_bad_sample: str
     checkpoint_interval: float
     ema: float
+    threads: int
     resume: bool = False
     progress: bool = True
 
@@ -132,7 +133,8 @@ class TrainConfig:
                    batch_size=item.batch_size, lr=train.lr, device=params.device, precision=train.precision,
                    channels_last=train.channels_last, seed=seed, workers=train.workers, cache=train.cache,
                    official_loss=train.official_loss, on_bad_sample=train.on_bad_sample,
-                   checkpoint_interval=train.checkpoint_interval, ema=train.ema, resume=resume, progress=progress)
+                   checkpoint_interval=train.checkpoint_interval, ema=train.ema, threads=train.threads,
+                   resume=resume, progress=progress)
 
     @property
     def run(self) -> str:
@@ -176,9 +178,20 @@ def run_name(experiment: str, seed: int) -> str:
 def train(config: TrainConfig) -> TrainResult:
     """Train GFM according to ``config`` (module docstring); returns a :class:`TrainResult`.
 
-    Raises ``FloatingPointError`` on a NaN/inf loss, naming the step and the batch's samples;
-    the last checkpoint written is kept.
+    With ``config.threads`` > 0 the run computes on that many intra-op CPU threads (the caller's
+    count is restored afterwards). Raises ``FloatingPointError`` on a NaN/inf loss, naming the step
+    and the batch's samples; the last checkpoint written is kept.
     """
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(config: TrainConfig) -> TrainResult:
     rank, world = _distributed_init(config.device)
     device = resolve_device(config.device, local_rank=int(os.environ.get("LOCAL_RANK", 0)) if world > 1 else None)
     precision = resolve_precision(config.precision, device)

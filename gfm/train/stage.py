@@ -19,6 +19,7 @@ draws by default). Every term of every run is in the run folders' ``losses.csv``
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import warnings
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ import torch
 
 from gfm.core import layout
 from gfm.core.config import Params
+from gfm.core.device import resolve_device
 from gfm.core.io import read_alpha, read_image, write_json, write_text
+from gfm.core.parallel import parallel_map
 from gfm.model.backbones import prepare_pretrained
 from gfm.train.dataset import MattingDataset, training_dataset
 from gfm.train.loop import TrainConfig, TrainResult, train
@@ -74,14 +77,21 @@ def run(params: Params, experiment: str, *, resume: bool = False, progress: bool
     """Train ``experiment`` once per seed of ``train.seeds``; write the runs and the stage metrics.
 
     ``resume`` continues each run from its ``checkpoint.pt`` (bit-identical on CPU, see
-    :mod:`gfm.train.loop`). Under ``torchrun`` every rank trains every seed and rank 0 writes.
+    :mod:`gfm.train.loop`). On a CPU, ``train.parallel`` runs train at once, each in its own
+    process on ``train.threads`` threads: the same weights as one after another, in less time when
+    one run's small operations cannot keep the cores busy. Under ``torchrun`` every rank trains
+    every seed, one after another, and rank 0 writes.
     """
     runs = configs(params, experiment, resume=resume, progress=progress)
     # the backbone's initialisation is resolved (downloaded, or its absence reported) before any work
     initialisation = prepare_pretrained(runs[0].backbone, runs[0].pretrained, progress=progress)
-    results = {}
-    for config in runs:
-        results[config.run] = train(config)
+    at_once = min(params.train.parallel, len(runs))
+    if at_once > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1 and resolve_device(params.device).type == "cpu":
+        trained = parallel_map(train, [(dataclasses.replace(c, progress=False),) for c in runs], at_once,
+                               progress=progress, desc=f"{experiment}: {len(runs)} runs, {at_once} at once", unit="run")
+    else:
+        trained = [train(config) for config in runs]
+    results = {config.run: result for config, result in zip(runs, trained)}
     metrics = {**_metrics(experiment, results), "pretrained": initialisation}
     if next(iter(results.values())).extra.get("rank", 0) == 0:
         write_json(params.train.metrics_path(experiment), metrics)
