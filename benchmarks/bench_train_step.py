@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -197,6 +196,7 @@ def _worker(args, spec: dict) -> None:
     from torch.utils.data import DataLoader
 
     from gfm.core.device import autocast, cpu_has_native_bf16
+    from gfm.core.runinfo import cpu_info
     from gfm.model.fuse import keep_large_allocations_on_heap
     from gfm.model.network import build_gfm
     from gfm.train import losses
@@ -247,9 +247,10 @@ def _worker(args, spec: dict) -> None:
                 times[phase].append(seconds)
         else:
             warmup = t5 - t0                              # with compile=1: the compilation
+    cpu = cpu_info()
     Path(args.out).write_text(json.dumps({**times, "warmup_s": warmup, "threads": torch.get_num_threads(),
-                                          "cpu": platform.processor()
-                                          or platform.machine(), "bf16_native": cpu_has_native_bf16()}))
+                                          "cpu": f"{cpu['cpu']} ({', '.join(cpu['cpu_flags']) or 'no AVX2'})",
+                                          "bf16_native": cpu_has_native_bf16()}))
 
 
 def _budget(args, variants: dict, runs: dict) -> None:
