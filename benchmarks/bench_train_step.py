@@ -39,8 +39,8 @@ train stage does and scores it on the validation split (the evaluation stage's h
 stops it early (issue 11's target asks SAD <= 0.5 x the blank matte's).
 
 ``--budget`` bounds the default ``dvc repro`` from below (issue 11 asks <= 20 min on two cores): the
-grid's training steps (``--params``' experiments x seeds x steps, counted from the training data)
-times the fastest step measured in this run among the variants that train the profile's own network
+grid's training steps (each experiment's seeds x steps, as the last repro's training records
+``<train.metrics_dir>/<experiment>.json`` count them) times the fastest step measured in this run among the variants that train the profile's own network
 (backbone, input and batch of ``ori-tt``), plus the other stages' wall times from the last repro's
 stage records (``metrics/run``). Per-seed overhead (data decoding, previews, notebook start) is left
 out, so the bound is optimistic.
@@ -256,7 +256,8 @@ def _worker(args, spec: dict) -> None:
 def _budget(args, variants: dict, runs: dict) -> None:
     """Lower-bound the default repro's time (module docstring) and set it against :data:`BUDGET_S`."""
     from gfm.core.config import load_params
-    from gfm.train.stage import configs, samples
+    from gfm.report.inputs import read_json
+    from gfm.train.stage import configs
 
     params = load_params(args.params)
     reference = configs(params, "ori-tt", progress=False)[0]
@@ -268,24 +269,22 @@ def _budget(args, variants: dict, runs: dict) -> None:
               f"{reference.input_size} px, batch {reference.batch_size}); add 'sample' to --variants")
         return
     fastest = min(own, key=own.get)
-    trained = _train_records(params, "ori-tt")
+    trained = {e: _train_record(params, e) for e in params.train.experiments}
+    missing = [params.train.metrics_path(e) for e, record in trained.items() if record is None]
+    if missing:
+        print(f"\n--budget: {missing[0]}: no training record; run `make repro` first")
+        return
     print(f"\nLower bound of the default repro ({args.params}; training at {own[fastest]:.3f} s/step, the "
           f"fastest of {', '.join(own)}: {fastest}; each arm scaled by its step time relative to ori-tt's "
           f"in the last repro's {params.train.metrics_dir}):")
     total = 0.0
-    for experiment in params.train.experiments:
-        config = configs(params, experiment, progress=False)[0]
-        per_epoch = len(samples(params, experiment)) // config.batch_size
-        if config.steps_per_epoch is not None:
-            per_epoch = min(per_epoch, config.steps_per_epoch)
-        steps = config.epochs * per_epoch if config.max_steps is None else min(config.epochs * per_epoch,
-                                                                               config.max_steps)
-        record = _train_records(params, experiment)
-        scale = record["seconds_per_step"] / trained["seconds_per_step"] if record and trained else 1.0
-        seconds = len(params.train.seeds) * steps * own[fastest] * scale
+    for experiment, record in trained.items():
+        scale = record["seconds_per_step"] / trained["ori-tt"]["seconds_per_step"]
+        seconds = record["seeds"] * record["steps"] * own[fastest] * scale
         total += seconds
-        print(f"  train@{experiment:12s} {len(params.train.seeds)} seeds x {steps} steps x {scale:.2f}: {seconds:7.0f} s")
-    others = {path.stem: json.loads(path.read_text())["wall_s"] for path in sorted(Path(args.run_records).glob("*.json"))
+        print(f"  train@{experiment:12s} {record['seeds']} seeds x {record['steps']} steps x {scale:.2f}: "
+              f"{seconds:7.0f} s")
+    others = {path.stem: read_json(path)["wall_s"] for path in sorted(Path(args.run_records).glob("*.json"))
               if not path.stem.startswith("04_train")}
     for stage, seconds in others.items():
         print(f"  {stage:18s} (last repro) {seconds:7.0f} s")
@@ -295,9 +294,11 @@ def _budget(args, variants: dict, runs: dict) -> None:
           f"({total / BUDGET_S:.2f}x)")
 
 
-def _train_records(params, experiment: str) -> dict | None:
+def _train_record(params, experiment: str) -> dict | None:
+    from gfm.report.inputs import read_json
+
     path = Path(params.train.metrics_path(experiment))
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def _validate(args) -> None:

@@ -101,7 +101,8 @@ def save(project: str | Path, out: str | Path, *, wall_s: float | None = None, s
         if not (project / paths[key]).exists():
             raise FileNotFoundError(f"{project / paths[key]}: missing; run the pipeline to the end first "
                                     f"(`dvc repro`) before saving its results")
-    records = {path.stem: _read_json(path, "") for path in sorted((project / paths["metrics"] / "run").glob("*.json"))}
+    run_dir = project / paths["metrics"] / "run"
+    records = {path.stem: _read_json(path, "") for path in sorted(run_dir.glob("*.json"))}
     stages = _stage_runs(records, started_at)
     run = {"name": out.name, "profile": params.profile, "commit": _commit(project, outputs=(paths["metrics"], params.report.out)), "command": command,
            "started_at": started_at, "finished_at": max((s["finished_at"] for s in stages.values()), default=None),
@@ -216,8 +217,8 @@ def _stage_runs(records: Mapping[str, Mapping], started_at: str | None) -> dict:
     for name, record in records.items():
         finished = record.get("finished_at")
         stages[name] = {"wall_s": record.get("wall_s"), "finished_at": finished, "commit": record.get("commit"),
-                             "this_repro": None if start is None or not finished
-                             else datetime.fromisoformat(finished) >= start}
+                        "this_repro": None if start is None or not finished
+                        else datetime.fromisoformat(finished) >= start}
     return stages
 
 
